@@ -1,0 +1,1 @@
+"""Police–security guard linkage dispatch service."""

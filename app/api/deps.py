@@ -1,0 +1,85 @@
+"""FastAPI dependencies: the app context, request-scoped transactions and the access rule."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal, resolve_token
+from app.context import AppContext
+from app.errors import Forbidden, Unauthorized
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+async def _write_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.db.transaction() as session:
+        yield session
+
+
+async def _read_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.db.transaction(readonly=True) as session:
+        yield session
+
+
+# scope="function": the transaction commits before the response is sent, so a 201
+# means the row is durable.
+SessionDep = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(ctx: AppContext, token: str | None) -> Principal:
+    """The caller behind a bearer token; 401 when there is none or it is not valid."""
+    if token is None:
+        raise Unauthorized("missing bearer token", code="unauthorized")
+    async with ctx.db.transaction(readonly=True) as session:
+        principal = await resolve_token(
+            session, token, ctx.settings.secret_key.get_secret_value()
+        )
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked token", code="invalid_token")
+    return principal
+
+
+class Allow:
+    """A route's access rule: the caller must hold one of `permissions`.
+
+    Every route but health, metrics and the token endpoint declares one; the auth matrix
+    test finds it on the route and fails for a route that has none.
+    """
+
+    def __init__(self, *permissions: str) -> None:
+        self.permissions = frozenset(permissions)
+
+    async def __call__(self, request: Request) -> Principal:
+        ctx = get_ctx(request)
+        principal = await authenticate(ctx, bearer_token(request.headers.get("authorization")))
+        if not self.permissions & principal.permissions:
+            raise Forbidden(
+                f"role '{principal.role}' may not do this (needs {' or '.join(sorted(self.permissions))})"
+            )
+        request.state.principal = principal
+        return principal
+
+
+def allow(*permissions: str) -> type[Principal]:
+    """`principal: allow("incidents:read")` in a route signature."""
+    return Annotated[Principal, Depends(Allow(*permissions))]  # type: ignore[return-value]

@@ -1,0 +1,73 @@
+"""/api/v1/guards (registry and device tokens; /guards/nearby lives with dispatch)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.registry import service
+from app.registry.schemas import GuardCreate, GuardOut, GuardStatus, GuardTokenOut, GuardUpdate
+from app.schemas import Page, Skill
+
+router = APIRouter(prefix="/guards", tags=["registry"])
+
+
+@router.post("", status_code=201, response_model=GuardOut)
+async def create_guard(
+    principal: allow("guards:write"), body: GuardCreate, session: SessionDep, ctx: CtxDep
+) -> object:
+    return await service.create_guard(session, ctx, principal, body)
+
+
+@router.get("", response_model=Page[GuardOut])
+async def list_guards(
+    principal: allow("registry:read"),
+    session: ReadSessionDep,
+    company_id: str | None = None,
+    status: GuardStatus | None = None,
+    skill: Skill | None = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> object:
+    items, next_cursor = await service.list_guards(
+        session,
+        principal,
+        company_id=company_id,
+        status=status,
+        skill=skill,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{guard_id}", response_model=GuardOut)
+async def get_guard(principal: allow("registry:read"), guard_id: str, session: ReadSessionDep) -> object:
+    return await service.get_guard(session, principal, guard_id)
+
+
+@router.patch("/{guard_id}", response_model=GuardOut)
+async def update_guard(
+    principal: allow("guards:write"),
+    guard_id: str,
+    body: GuardUpdate,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    return await service.update_guard(session, ctx, principal, guard_id, body)
+
+
+@router.post("/{guard_id}/tokens", status_code=201, response_model=GuardTokenOut)
+async def issue_guard_token(
+    principal: allow("guards:tokens"), guard_id: str, session: SessionDep, ctx: CtxDep
+) -> object:
+    token, plaintext = await service.issue_guard_token(session, ctx, principal, guard_id)
+    return {"token": plaintext, "token_id": token.id, "guard_id": token.guard_id}
+
+
+@router.delete("/{guard_id}/tokens/{token_id}", status_code=204)
+async def revoke_guard_token(
+    principal: allow("guards:tokens"), guard_id: str, token_id: str, session: SessionDep, ctx: CtxDep
+) -> None:
+    await service.revoke_guard_token(session, ctx, principal, guard_id, token_id)

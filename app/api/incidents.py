@@ -1,0 +1,173 @@
+"""/api/v1/incidents: intake, queries, timeline and lifecycle actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, Header, Query, Response
+
+from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.errors import Unprocessable
+from app.events.log import event_json
+from app.incidents import service
+from app.incidents.schemas import (
+    Category,
+    EventOut,
+    IncidentAction,
+    IncidentCreate,
+    IncidentOut,
+    Source,
+    Status,
+)
+from app.schemas import Page
+
+router = APIRouter(prefix="/incidents", tags=["incidents"])
+
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+@router.post("", status_code=201, response_model=IncidentOut)
+async def create_incident(
+    principal: allow("incidents:write"),
+    body: IncidentCreate,
+    response: Response,
+    session: SessionDep,
+    ctx: CtxDep,
+    idempotency_key: IdempotencyKey = None,
+) -> object:
+    """Report an incident. Durable before the 201; a repeated Idempotency-Key or
+    (source, external_ref) answers with the incident already created."""
+    incident, created = await service.create_incident(
+        session, ctx, principal, body, idempotency_key=idempotency_key
+    )
+    response.headers["Location"] = f"/api/v1/incidents/{incident.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return incident
+
+
+def _csv(value: str | None, field: str, allowed: tuple[Any, ...], cast: type = str) -> list[Any]:
+    if not value:
+        return []
+    items = []
+    for raw in value.split(","):
+        try:
+            item = cast(raw.strip())
+        except ValueError:
+            raise Unprocessable(field, f"'{raw}' is not one of {list(allowed)}") from None
+        if item not in allowed:
+            raise Unprocessable(field, f"'{raw}' is not one of {list(allowed)}")
+        items.append(item)
+    return items
+
+
+def _near(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lat_s, lon_s = value.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise Unprocessable("near", "must be 'lat,lon'") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise Unprocessable("near", "lat must be within ±90 and lon within ±180")
+    return lat, lon
+
+
+def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Unprocessable(field, "must include a timezone (e.g. Z)")
+    return value
+
+
+@router.get("", response_model=Page[IncidentOut])
+async def list_incidents(
+    principal: allow("incidents:read"),
+    session: ReadSessionDep,
+    status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
+    priority: Annotated[str | None, Query(description="comma-separated priorities 1-4")] = None,
+    station_id: str | None = None,
+    category: Category | None = None,
+    source: Source | None = None,
+    near: Annotated[str | None, Query(description="lat,lon")] = None,
+    radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> object:
+    items, next_cursor = await service.list_incidents(
+        session,
+        principal,
+        statuses=_csv(status, "status", get_args(Status)),
+        priorities=_csv(priority, "priority", (1, 2, 3, 4), int),
+        station_id=station_id,
+        category=category,
+        source=source,
+        near=_near(near),
+        radius_m=radius_m,
+        since=_aware(since, "since"),
+        until=_aware(until, "until"),
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{incident_id}", response_model=IncidentOut)
+async def get_incident(
+    principal: allow("incidents:read"), incident_id: str, session: ReadSessionDep
+) -> object:
+    return await service.get_incident(session, principal, incident_id)
+
+
+@router.get("/{incident_id}/events", response_model=Page[EventOut])
+async def list_incident_events(
+    principal: allow("incidents:read"),
+    incident_id: str,
+    session: ReadSessionDep,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> object:
+    events, next_cursor = await service.list_events(session, principal, incident_id, cursor, limit)
+    return {"items": [event_json(e) for e in events], "next_cursor": next_cursor}
+
+
+@router.post("/{incident_id}/cancel", response_model=IncidentOut)
+async def cancel_incident(
+    principal: allow("incidents:operate"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: IncidentAction | None = None,
+) -> object:
+    note = body.note if body else None
+    return await service.apply_action(session, ctx, principal, incident_id, "cancel", note)
+
+
+@router.post("/{incident_id}/resolve", response_model=IncidentOut)
+async def resolve_incident(
+    principal: allow("incidents:operate", "police:act"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: IncidentAction | None = None,
+) -> object:
+    note = body.note if body else None
+    return await service.apply_action(session, ctx, principal, incident_id, "resolve", note)
+
+
+@router.post("/{incident_id}/close", response_model=IncidentOut)
+async def close_incident(
+    principal: allow("incidents:operate", "police:act"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: IncidentAction | None = None,
+) -> object:
+    note = body.note if body else None
+    return await service.apply_action(session, ctx, principal, incident_id, "close", note)

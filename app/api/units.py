@@ -1,0 +1,53 @@
+"""/api/v1/units"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.models import PoliceUnit
+from app.registry import service
+from app.registry.schemas import UnitCreate, UnitKind, UnitOut, UnitStatus, UnitUpdate
+from app.schemas import Page
+
+router = APIRouter(prefix="/units", tags=["registry"])
+
+
+@router.post("", status_code=201, response_model=UnitOut)
+async def create_unit(
+    principal: allow("units:write"), body: UnitCreate, session: SessionDep, ctx: CtxDep
+) -> object:
+    return await service.create_unit(session, ctx, principal, body)
+
+
+@router.get("", response_model=Page[UnitOut])
+async def list_units(
+    principal: allow("registry:read"),
+    session: ReadSessionDep,
+    station_id: str | None = None,
+    status: UnitStatus | None = None,
+    kind: UnitKind | None = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> object:
+    items, next_cursor = await service.list_units(
+        session, station_id=station_id, status=status, kind=kind, cursor=cursor, limit=limit
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{unit_id}", response_model=UnitOut)
+async def get_unit(principal: allow("registry:read"), unit_id: str, session: ReadSessionDep) -> object:
+    return await service.get_or_404(session, PoliceUnit, unit_id, "unit")
+
+
+@router.patch("/{unit_id}", response_model=UnitOut)
+async def update_unit(
+    principal: allow("units:write"),
+    unit_id: str,
+    body: UnitUpdate,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    return await service.update_unit(session, ctx, principal, unit_id, body)

@@ -1,0 +1,69 @@
+"""Roles, integration scopes and the permissions they grant: the one table of who may do what."""
+
+from __future__ import annotations
+
+ROLES = ("admin", "operator", "supervisor", "company_manager")
+DEVICE_ROLES = ("guard", "integration")
+
+# Each route requires one of these; a role holds a set, an API key holds scopes.
+PERMISSIONS = frozenset(
+    {
+        "registry:read",  # companies, guards, stations, units
+        "companies:write",
+        "guards:write",
+        "guards:tokens",  # issue / revoke guard device tokens
+        "guards:locate",  # live positions (/guards/nearby)
+        "stations:write",
+        "units:write",
+        "incidents:read",
+        "incidents:write",  # report an incident
+        "incidents:operate",  # console actions: cancel, resolve, close, escalate, assign
+        "police:act",  # police side: ack, arrived, handover, instruction, close
+        "webhooks:manage",
+        "events:read",  # the live stream
+        "users:manage",
+    }
+)
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": PERMISSIONS,
+    "operator": frozenset(
+        {
+            "registry:read",
+            "guards:locate",
+            "units:write",
+            "incidents:read",
+            "incidents:write",
+            "incidents:operate",
+            "police:act",
+            "events:read",
+        }
+    ),
+    "supervisor": frozenset(
+        {
+            "registry:read",
+            "companies:write",
+            "guards:write",
+            "guards:tokens",
+            "guards:locate",
+            "incidents:read",
+            "events:read",
+        }
+    ),
+    "company_manager": frozenset({"registry:read", "guards:write", "guards:tokens"}),
+    "guard": frozenset(),
+}
+
+# What an integration API key may be granted (scopes are a subset of permissions).
+INTEGRATION_SCOPES = frozenset(
+    {
+        "registry:read",
+        "guards:locate",
+        "units:write",
+        "incidents:read",
+        "incidents:write",
+        "police:act",
+        "webhooks:manage",
+        "events:read",
+    }
+)

@@ -1,0 +1,127 @@
+"""Console users and integration API keys: creation, login, revocation."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.permissions import INTEGRATION_SCOPES, ROLES
+from app.auth.principal import Principal
+from app.auth.secrets import hash_password, hash_secret, new_bearer_secret, verify_password
+from app.context import AppContext
+from app.errors import Conflict, NotFound, Unprocessable
+from app.ids import new_id
+from app.models import ApiKey, PoliceStation, SecurityCompany, User
+
+MIN_PASSWORD_LENGTH = 8
+
+
+async def create_user(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    company_id: str | None = None,
+    station_id: str | None = None,
+) -> User:
+    if role not in ROLES:
+        raise Unprocessable("role", f"must be one of {list(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Unprocessable("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    if role == "company_manager" and company_id is None:
+        raise Unprocessable("company_id", "is required for a company_manager")
+    if company_id is not None and await session.get(SecurityCompany, company_id) is None:
+        raise Unprocessable("company_id", f"no such company '{company_id}'")
+    if station_id is not None and await session.get(PoliceStation, station_id) is None:
+        raise Unprocessable("station_id", f"no such station '{station_id}'")
+    user = User(
+        id=new_id("usr"),
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        company_id=company_id,
+        station_id=station_id,
+        active=True,
+        created_at=ctx.clock.now(),
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"user '{username}' already exists", code="already_exists") from None
+    await ctx.events.record(
+        session,
+        type="user.created",
+        actor=principal.actor,
+        at=user.created_at,
+        data={"user_id": user.id, "username": username, "role": role},
+    )
+    return user
+
+
+async def login(session: AsyncSession, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None (same cost either way)."""
+    user = await session.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    return user if ok and user is not None and user.active else None
+
+
+async def create_api_key(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    *,
+    name: str,
+    scopes: list[str],
+    station_id: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new integration key; the plaintext `key_….secret` is returned once, stored hashed."""
+    unknown = sorted(set(scopes) - INTEGRATION_SCOPES)
+    if unknown or not scopes:
+        raise Unprocessable(
+            "scopes", f"unknown scopes {unknown}; choose from {sorted(INTEGRATION_SCOPES)}"
+        )
+    if station_id is not None and await session.get(PoliceStation, station_id) is None:
+        raise Unprocessable("station_id", f"no such station '{station_id}'")
+    secret = new_bearer_secret()
+    key = ApiKey(
+        id=new_id("key"),
+        name=name,
+        secret_hash=hash_secret(secret),
+        scopes=sorted(set(scopes)),
+        station_id=station_id,
+        created_at=ctx.clock.now(),
+    )
+    session.add(key)
+    await session.flush()
+    await ctx.events.record(
+        session,
+        type="api_key.created",
+        actor=principal.actor,
+        at=key.created_at,
+        station_id=station_id,
+        data={"api_key_id": key.id, "name": name, "scopes": key.scopes},
+    )
+    return key, f"{key.id}.{secret}"
+
+
+async def revoke_api_key(
+    session: AsyncSession, ctx: AppContext, principal: Principal, key_id: str
+) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"api key '{key_id}' not found")
+    if key.revoked_at is None:
+        key.revoked_at = ctx.clock.now()
+        await ctx.events.record(
+            session,
+            type="api_key.revoked",
+            actor=principal.actor,
+            at=key.revoked_at,
+            data={"api_key_id": key.id},
+        )
+    return key

@@ -1,0 +1,161 @@
+"""The operator's command line: `python -m app <command>` (or `dispatch <command>`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.settings import get_settings
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.main import create_app
+    from app.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+def _migrate(_args: argparse.Namespace) -> None:
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    print("database at head")
+
+
+def _with_context(work: Callable[[Any], Awaitable[None]]) -> None:
+    """Run `work(ctx)` against the configured database, outside the server."""
+
+    async def run() -> None:
+        from app.clock import Clock
+        from app.main import build_context
+        from app.observability import Metrics
+
+        ctx = build_context(get_settings(), Clock(), Metrics())
+        try:
+            await work(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    asyncio.run(run())
+
+
+def _seed_demo(_args: argparse.Namespace) -> None:
+    from app.demo.seed import seed_demo
+
+    _with_context(seed_demo)
+
+
+def _create_user(args: argparse.Namespace) -> None:
+    from app.auth.principal import SYSTEM
+    from app.auth.service import create_user
+
+    async def work(ctx: Any) -> None:
+        async with ctx.db.transaction() as session:
+            user = await create_user(
+                session,
+                ctx,
+                SYSTEM,
+                username=args.username,
+                password=args.password,
+                role=args.role,
+                company_id=args.company_id,
+                station_id=args.station_id,
+            )
+        print(f"created user {user.username} ({user.role}) id={user.id}")
+
+    _with_context(work)
+
+
+def _create_api_key(args: argparse.Namespace) -> None:
+    from app.auth.principal import SYSTEM
+    from app.auth.service import create_api_key
+
+    async def work(ctx: Any) -> None:
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        async with ctx.db.transaction() as session:
+            key, plaintext = await create_api_key(
+                session, ctx, SYSTEM, name=args.name, scopes=scopes, station_id=args.station
+            )
+        print(plaintext)
+        print(f"# api key {key.id} scopes={','.join(key.scopes)}: shown once", file=sys.stderr)
+
+    _with_context(work)
+
+
+def _guard_token(args: argparse.Namespace) -> None:
+    from app.auth.principal import SYSTEM
+    from app.registry.service import issue_guard_token
+
+    async def work(ctx: Any) -> None:
+        async with ctx.db.transaction() as session:
+            token, plaintext = await issue_guard_token(session, ctx, SYSTEM, args.guard_id)
+        print(plaintext)
+        print(f"# device token {token.id} for guard {token.guard_id}: shown once", file=sys.stderr)
+
+    _with_context(work)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP/websocket server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+
+    commands.add_parser("migrate", help="upgrade the database to head").set_defaults(
+        handler=_migrate
+    )
+    commands.add_parser("seed-demo", help="seed the Tianjin demo city (idempotent)").set_defaults(
+        handler=_seed_demo
+    )
+
+    user = commands.add_parser("create-user", help="create a console user")
+    user.add_argument("--username", required=True)
+    user.add_argument("--password", required=True)
+    user.add_argument(
+        "--role", required=True, choices=["admin", "operator", "supervisor", "company_manager"]
+    )
+    user.add_argument("--company-id")
+    user.add_argument("--station-id")
+    user.set_defaults(handler=_create_user)
+
+    key = commands.add_parser("create-api-key", help="create an integration API key (printed once)")
+    key.add_argument("--name", required=True)
+    key.add_argument("--scopes", required=True, help="comma-separated, e.g. incidents:write,police:act")
+    key.add_argument("--station", help="limit the key to one station's incidents")
+    key.set_defaults(handler=_create_api_key)
+
+    token = commands.add_parser("guard-token", help="issue a guard device token (printed once)")
+    token.add_argument("--guard-id", required=True)
+    token.set_defaults(handler=_guard_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from app.errors import AppError
+
+    try:
+        args.handler(args)
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0

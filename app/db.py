@@ -1,0 +1,116 @@
+"""Engine, sessions and transactions for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+_AFTER_COMMIT = "after_commit"
+SERIAL = "serial"
+EVENT_ORDER_LOCK = 0x6469_7370  # "disp": the advisory lock that orders event writers
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
+    """Run `callback` once the session's transaction has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class Database:
+    """One engine and its sessionmaker; `transaction()` is the only way to open a session."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        sqlite_busy_timeout_ms: int = 5000,
+        echo: bool = False,
+    ) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = create_async_engine(url, echo=echo)
+            _configure_sqlite(self.engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms)
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # One process owns an SQLite file: writers queue here instead of spinning in
+        # SQLite's busy handler, whose sleeps would dominate dispatch latency.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self, *, readonly: bool = False, serial: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        Writers are `serial` by default: they may record events, and event ids must become
+        visible in commit order so a stream resuming "after id N" never skips one. On
+        PostgreSQL a transaction-scoped advisory lock taken first thing gives that order
+        (first, so no cycle with row locks is possible); on SQLite writers are serial anyway.
+        Only writers that never record events (position write-behind) pass serial=False.
+        """
+        lock: contextlib.AbstractAsyncContextManager[Any] = (
+            self._sqlite_writer
+            if self._sqlite_writer is not None and not readonly
+            else contextlib.nullcontext()
+        )
+        callbacks: list[Callable[[], Any]] = []
+        async with lock:
+            session = self.sessionmaker()
+            try:
+                if self.is_sqlite:
+                    await session.connection(
+                        execution_options={"sqlite_begin": "DEFERRED" if readonly else "IMMEDIATE"}
+                    )
+                elif serial and not readonly:
+                    await session.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK}
+                    )
+                session.info[SERIAL] = serial and not readonly
+                yield session
+                if not readonly:  # a reader just closes: rollback would expire its objects
+                    await session.commit()
+                    callbacks = session.info.pop(_AFTER_COMMIT, [])
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a notification must never undo a committed change
+                log.exception("after-commit callback failed")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(sync_engine: Any, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED and late).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # other processes (CLI)
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Writers take the write lock up front: SQLite's stand-in for SELECT … FOR UPDATE.
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,1 @@
+"""Matching, waves, escalation and timers: who is asked, when, and what happens next."""

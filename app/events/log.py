@@ -1,0 +1,69 @@
+"""Write events in the caller's transaction; publish them to the hub after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import isoformat
+from app.db import SERIAL, after_commit
+from app.models import Event
+
+EventSink = Callable[[dict[str, Any]], None]
+OutboxWriter = Callable[[AsyncSession, Event], Any]
+
+
+class EventLog:
+    """Appends events; `publish` fans committed events out, `outbox` adds deliveries."""
+
+    def __init__(self, publish: EventSink | None = None) -> None:
+        self.publish = publish
+        self.outbox_writers: list[OutboxWriter] = []
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        type: str,
+        actor: str,
+        at: dt.datetime,
+        incident_id: str | None = None,
+        station_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event in the session's transaction."""
+        if not session.info.get(SERIAL):
+            raise RuntimeError("events are recorded only in serial transactions (see Database)")
+        event = Event(
+            type=type,
+            actor=actor,
+            at=at,
+            incident_id=incident_id,
+            station_id=station_id,
+            data=data or {},
+        )
+        session.add(event)
+        await session.flush()
+        for write in self.outbox_writers:
+            await write(session, event)
+        if self.publish is not None:
+            payload = event_json(event)
+            publish = self.publish
+            after_commit(session, lambda: publish(payload))
+        return event
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The event as clients see it (DESIGN §5)."""
+    return {
+        "id": str(event.id),
+        "type": event.type,
+        "incident_id": event.incident_id,
+        "station_id": event.station_id,
+        "actor": event.actor,
+        "at": isoformat(event.at),
+        "data": event.data,
+    }

@@ -1,0 +1,1 @@
+"""Geometry: distances in metres, jurisdiction zones, the live index of guard positions."""

@@ -1,0 +1,1 @@
+"""Incidents: intake, lifecycle and queries."""

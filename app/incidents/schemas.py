@@ -1,0 +1,87 @@
+"""Incident request and response bodies (DESIGN §5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from app.schemas import Input, Location, LocationOut, Name, Note, Output, Phone, UtcDateTime
+
+Category = Literal[
+    "assault",
+    "robbery",
+    "theft",
+    "fire",
+    "medical",
+    "disturbance",
+    "suspicious",
+    "alarm",
+    "traffic",
+    "missing_person",
+    "other",
+]
+Source = Literal["console", "police", "guard", "alarm"]
+Status = Literal["new", "dispatching", "assigned", "on_scene", "resolved", "closed", "cancelled"]
+Priority = Annotated[int, Field(ge=1, le=4, strict=True)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+ExternalRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class Reporter(Input):
+    name: Name | None = None
+    phone: Phone | None = None
+
+
+class IncidentCreate(Input):
+    category: Category
+    priority: Priority
+    location: Location
+    address: Address | None = None
+    description: Description
+    source: Source | None = None
+    external_ref: ExternalRef | None = None
+    required_guards: Annotated[int, Field(ge=1, le=20, strict=True)] | None = None
+    reporter: Reporter | None = None
+
+
+class IncidentAction(Input):
+    """Body of cancel / resolve / close: an optional note for the timeline."""
+
+    note: Note | None = None
+
+
+class IncidentOut(Output):
+    id: str
+    status: str
+    source: str
+    category: str
+    priority: int
+    location: LocationOut
+    address: str | None
+    description: str
+    reporter: dict[str, Any] | None
+    external_ref: str | None
+    required_guards: int
+    station_id: str | None
+    station_match: str | None
+    unstaffed: bool
+    created_by: str
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    resolved_at: UtcDateTime | None
+    closed_at: UtcDateTime | None
+    cancelled_at: UtcDateTime | None
+
+
+class EventOut(Output):
+    id: str
+    type: str
+    incident_id: str | None
+    station_id: str | None
+    actor: str
+    at: str
+    data: dict[str, Any]

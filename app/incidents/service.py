@@ -1,0 +1,254 @@
+"""Incident intake (durable, idempotent), lifecycle actions and queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import paginate
+from app.auth.principal import Principal
+from app.context import AppContext
+from app.dispatch.policy import policy_for
+from app.errors import Conflict, Forbidden, NotFound
+from app.geo.sql import within_radius
+from app.ids import new_id
+from app.incidents import lifecycle
+from app.incidents.schemas import IncidentCreate
+from app.models import Event, Incident
+
+_DEFAULT_SOURCE = {"user": "console", "api_key": "police", "guard": "guard"}
+
+
+def _request_hash(body: IncidentCreate, source: str) -> str:
+    canonical = json.dumps(
+        {**body.model_dump(mode="json"), "source": source}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def create_incident(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    body: IncidentCreate,
+    *,
+    idempotency_key: str | None = None,
+) -> tuple[Incident, bool]:
+    """Store a new incident, or return the one these idempotency keys already created.
+
+    The database settles duplicates: the insert skips on either unique key, and the loser
+    of a race reads the winner's row.
+    """
+    source = body.source or _DEFAULT_SOURCE[principal.kind]
+    scope = principal.actor[:64] if idempotency_key else None
+    request_hash = _request_hash(body, source)
+
+    existing = await _existing(session, source, body.external_ref, scope, idempotency_key)
+    if existing is not None:
+        return _replay(existing, idempotency_key, request_hash), False
+
+    now = ctx.clock.now()
+    jurisdiction = ctx.jurisdictions.locate(body.location.lat, body.location.lon)
+    policy = policy_for(body.category, body.priority, ctx.settings.policy)
+    values: dict[str, Any] = {
+        "id": new_id("inc"),
+        "source": source,
+        "category": body.category,
+        "priority": body.priority,
+        "lat": body.location.lat,
+        "lon": body.location.lon,
+        "address": body.address,
+        "description": body.description,
+        "reporter": body.reporter.model_dump(exclude_none=True) if body.reporter else None,
+        "external_ref": body.external_ref,
+        "idempotency_scope": scope,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "required_guards": body.required_guards or policy.guards,
+        "status": "new",
+        "station_id": jurisdiction.station_id if jurisdiction else None,
+        "station_match": jurisdiction.match if jurisdiction else None,
+        "unstaffed": False,
+        "created_by": principal.actor,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(Incident).values(values).on_conflict_do_nothing().returning(Incident.id)
+    inserted = (await session.execute(stmt)).scalar_one_or_none()
+    if inserted is None:
+        existing = await _existing(session, source, body.external_ref, scope, idempotency_key)
+        if existing is None:  # pragma: no cover - a conflict always leaves the winner's row
+            raise Conflict("incident could not be stored; retry")
+        return _replay(existing, idempotency_key, request_hash), False
+
+    incident = await session.get(Incident, inserted)
+    assert incident is not None
+    await ctx.events.record(
+        session,
+        type="incident.created",
+        actor=principal.actor,
+        at=now,
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={
+            "source": source,
+            "category": incident.category,
+            "priority": incident.priority,
+            "location": incident.location,
+            "address": incident.address,
+            "description": incident.description,
+            "external_ref": incident.external_ref,
+            "required_guards": incident.required_guards,
+            "station_id": incident.station_id,
+            "station_match": incident.station_match,
+            "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1) if jurisdiction else None,
+        },
+    )
+    return incident, True
+
+
+async def _existing(
+    session: AsyncSession,
+    source: str,
+    external_ref: str | None,
+    scope: str | None,
+    idempotency_key: str | None,
+) -> Incident | None:
+    if idempotency_key is not None:
+        found = await session.scalar(
+            select(Incident).where(
+                Incident.idempotency_scope == scope, Incident.idempotency_key == idempotency_key
+            )
+        )
+        if found is not None:
+            return found
+    if external_ref is not None:
+        return await session.scalar(
+            select(Incident).where(Incident.source == source, Incident.external_ref == external_ref)
+        )
+    return None
+
+
+def _replay(incident: Incident, idempotency_key: str | None, request_hash: str) -> Incident:
+    if (
+        idempotency_key is not None
+        and incident.idempotency_key == idempotency_key
+        and incident.request_hash != request_hash
+    ):
+        raise Conflict(
+            "Idempotency-Key was already used with a different request body",
+            code="idempotency_key_reused",
+            details={"incident_id": incident.id},
+        )
+    return incident
+
+
+def check_station_access(principal: Principal, incident: Incident) -> None:
+    """Station-scoped callers see and act on their own station's incidents only."""
+    if principal.station_id is not None and incident.station_id != principal.station_id:
+        raise Forbidden(f"incident '{incident.id}' belongs to another station")
+
+
+async def get_incident(session: AsyncSession, principal: Principal, incident_id: str) -> Incident:
+    incident = await session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"incident '{incident_id}' not found")
+    check_station_access(principal, incident)
+    return incident
+
+
+async def lock_incident(session: AsyncSession, principal: Principal, incident_id: str) -> Incident:
+    """The incident, row-locked for a state change (FOR UPDATE; SQLite holds the write lock)."""
+    incident = await session.scalar(
+        select(Incident).where(Incident.id == incident_id).with_for_update()
+    )
+    if incident is None:
+        raise NotFound(f"incident '{incident_id}' not found")
+    check_station_access(principal, incident)
+    return incident
+
+
+async def apply_action(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    incident_id: str,
+    action: str,
+    note: str | None,
+) -> Incident:
+    """cancel / resolve / close: check the transition, change status, record the event."""
+    incident = await lock_incident(session, principal, incident_id)
+    target = lifecycle.after_action(action, incident.status)
+    now = ctx.clock.now()
+    previous = incident.status
+    incident.status = target
+    incident.updated_at = now
+    setattr(incident, f"{target}_at", now)
+    await ctx.events.record(
+        session,
+        type=f"incident.{target}",
+        actor=principal.actor,
+        at=now,
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={"from": previous, "note": note},
+    )
+    return incident
+
+
+async def list_incidents(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    statuses: list[str],
+    priorities: list[int],
+    station_id: str | None,
+    category: str | None,
+    source: str | None,
+    near: tuple[float, float] | None,
+    radius_m: float,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Incident], str | None]:
+    stmt: Select[Any] = select(Incident)
+    if principal.station_id is not None:
+        if station_id is not None and station_id != principal.station_id:
+            raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
+        station_id = principal.station_id
+    conditions = []
+    if statuses:
+        conditions.append(Incident.status.in_(statuses))
+    if priorities:
+        conditions.append(Incident.priority.in_(priorities))
+    if station_id:
+        conditions.append(Incident.station_id == station_id)
+    if category:
+        conditions.append(Incident.category == category)
+    if source:
+        conditions.append(Incident.source == source)
+    if since:
+        conditions.append(Incident.created_at >= since)
+    if until:
+        conditions.append(Incident.created_at < until)
+    if near is not None:
+        conditions.append(within_radius(Incident.lat, Incident.lon, near[0], near[1], radius_m))
+    if conditions:
+        stmt = stmt.where(and_(*conditions))
+    return await paginate(session, stmt, Incident.id, cursor, limit, newest_first=True)
+
+
+async def list_events(
+    session: AsyncSession, principal: Principal, incident_id: str, cursor: str | None, limit: int
+) -> tuple[list[Event], str | None]:
+    await get_incident(session, principal, incident_id)
+    stmt = select(Event).where(Event.incident_id == incident_id)
+    return await paginate(session, stmt, Event.id, cursor, limit)

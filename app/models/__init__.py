@@ -1,0 +1,22 @@
+"""SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
+
+from app.models.auth import ApiKey, GuardToken, User
+from app.models.base import Base
+from app.models.incident import Event, Incident
+from app.models.presence import GuardPresence, PositionHistory
+from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompany
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Event",
+    "Guard",
+    "GuardPresence",
+    "GuardToken",
+    "Incident",
+    "PoliceStation",
+    "PoliceUnit",
+    "PositionHistory",
+    "SecurityCompany",
+    "User",
+]

@@ -1,0 +1,65 @@
+"""Incidents and their append-only event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, Timestamps, id_column
+from app.models.types import BigIntPK, JSONType, UTCDateTime
+
+
+class Incident(Timestamps, Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("source", "external_ref"),
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
+        Index("ix_incidents_status_priority", "status", "priority"),
+        Index("ix_incidents_lat_lon", "lat", "lon"),
+        Index("ix_incidents_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = id_column()
+    source: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer())
+    lat: Mapped[float] = mapped_column(Float())
+    lon: Mapped[float] = mapped_column(Float())
+    address: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text())
+    reporter: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    idempotency_scope: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    required_guards: Mapped[int] = mapped_column(Integer())
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("police_stations.id"), index=True)
+    station_match: Mapped[str | None] = mapped_column(String(16))
+    unstaffed: Mapped[bool] = mapped_column(Boolean(), default=False)
+    created_by: Mapped[str] = mapped_column(String(64))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def location(self) -> dict[str, float]:
+        return {"lat": self.lat, "lon": self.lon}
+
+
+class Event(Base):
+    """One state change: the incident timeline, the audit trail and the stream's source."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_incident_id_id", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"))
+    station_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

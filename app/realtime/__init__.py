@@ -1,0 +1,1 @@
+"""Websocket endpoints and the in-process fan-out hub."""

@@ -1,0 +1,55 @@
+"""In-process publish/subscribe: committed events and guard messages to live sockets.
+
+Every subscriber owns a bounded queue; a subscriber that falls behind is marked
+overflowed and dropped by its own socket task, never slowing the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(eq=False)
+class EventSubscription:
+    """One stream client: a filter, a bounded queue, and a flag set when it overflowed."""
+
+    station_id: str | None
+    queue: asyncio.Queue[dict[str, Any]]
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        return self.station_id is None or event.get("station_id") == self.station_id
+
+
+class Hub:
+    """Routes committed events to stream subscribers and guard messages to guard sockets."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[EventSubscription] = set()
+        self._event_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe_events(self, station_id: str | None, maxsize: int) -> EventSubscription:
+        subscription = EventSubscription(station_id, asyncio.Queue(maxsize=maxsize))
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe_events(self, subscription: EventSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def on_event(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener` for every committed event (in-process consumers, e.g. metrics)."""
+        self._event_listeners.append(listener)
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        for listener in self._event_listeners:
+            listener(event)
+        for subscription in list(self._subscriptions):
+            if subscription.overflowed.is_set() or not subscription.wants(event):
+                continue
+            try:
+                subscription.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                subscription.overflowed.set()

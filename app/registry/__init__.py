@@ -1,0 +1,1 @@
+"""The registry: security companies, guards, police stations and units."""

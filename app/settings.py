@@ -1,0 +1,93 @@
+"""Configuration from the environment (prefix DISPATCH_) and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.dispatch.policy import PolicyOverrides
+
+DEFAULT_SECRET = "dev-insecure-secret-change-me-dev-insecure-secret"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dispatch.db"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    access_token_ttl_s: int = Field(900, ge=60, le=86_400)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    ws_allowed_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+    # SQLite durability: NORMAL survives a process crash (WAL); FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+    # Dispatch and the live index.
+    policy: PolicyOverrides = PolicyOverrides()
+    position_freshness_s: float = Field(120, gt=0)
+    position_flush_interval_s: float = Field(1.0, gt=0)
+    position_history_interval_s: float = Field(15, ge=0)
+    position_history_retention_h: float = Field(72, gt=0)
+    max_ping_speed_mps: float = Field(70, gt=0)
+    max_ping_future_s: float = Field(30, ge=0)
+    max_ping_age_s: float = Field(300, gt=0)
+    index_cell_m: float = Field(250, gt=10)
+
+    # Guard websocket.
+    ws_hello_timeout_s: float = Field(10, gt=0)
+    ws_idle_timeout_s: float = Field(90, gt=0)
+    ws_ping_interval_s: float = Field(20, gt=0)
+    ws_max_frame_bytes: int = Field(16_384, ge=256)
+    ws_frames_per_s: float = Field(20, gt=0)
+    ws_frame_burst: int = Field(60, ge=1)
+    ws_send_queue: int = Field(256, ge=8)
+
+    # Command-centre stream and webhooks.
+    stream_heartbeat_s: float = Field(15, gt=0)
+    webhook_timeout_s: float = Field(10, gt=0)
+    webhook_concurrency_per_endpoint: int = Field(4, ge=1)
+    webhook_batch: int = Field(100, ge=1)
+    allow_private_webhook_targets: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _csv_lists(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("cors_origins", "ws_allowed_origins"):
+                if key in data:
+                    data[key] = _split_csv(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ValueError("DISPATCH_SECRET_KEY must be set in production")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("DISPATCH_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
