@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.auth.throttle import LoginThrottle
 from app.clock import Clock
 from app.db import Database
 from app.events.log import EventLog
+from app.geo.live_index import LiveIndex
 from app.geo.zones import JurisdictionIndex
 from app.observability import Metrics
 from app.realtime.hub import Hub
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.dispatch.timers import Scheduler
+    from app.realtime.positions import PositionWriter
 
 
 @dataclass
@@ -22,5 +28,9 @@ class AppContext:
     hub: Hub
     events: EventLog
     jurisdictions: JurisdictionIndex
+    live: LiveIndex
     metrics: Metrics
     login_throttle: LoginThrottle
+    # Built right after the context, because they need it.
+    scheduler: Scheduler = field(init=False)
+    positions: PositionWriter = field(init=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from app import housekeeping
 from app.api import auth, companies, guards, health, incidents, stations, units
 from app.api.errors import install_error_handlers
 from app.auth.throttle import LoginThrottle
@@ -18,11 +20,18 @@ from app.clock import Clock
 from app.context import AppContext
 from app.db import Database
 from app.events.log import EventLog
+from app.dispatch import offers, roster
+from app.dispatch.engine import OFFER_EXPIRY
+from app.dispatch.timers import Scheduler
+from app.geo.live_index import LiveIndex
 from app.geo.zones import JurisdictionIndex, parse_jurisdiction
 from app.migrate import ensure_sqlite_directory
 from app.models import PoliceStation
 from app.observability import Metrics, RequestContextMiddleware
+from app.realtime import guard_ws
+from app.realtime.guard_link import CLOSE_SHUTDOWN
 from app.realtime.hub import Hub
+from app.realtime.positions import PositionWriter
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +41,7 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ensure_sqlite_directory(settings.database_url)
     hub = Hub()
     hub.on_event(lambda event: metrics.events.labels(event["type"]).inc())
-    return AppContext(
+    ctx = AppContext(
         settings=settings,
         db=Database(
             settings.database_url,
@@ -43,9 +52,13 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
         hub=hub,
         events=EventLog(publish=hub.publish_event),
         jurisdictions=JurisdictionIndex(),
+        live=LiveIndex(cell_m=settings.index_cell_m, freshness_s=settings.position_freshness_s),
         metrics=metrics,
         login_throttle=LoginThrottle(),
     )
+    ctx.positions = PositionWriter(ctx)
+    ctx.scheduler = Scheduler(ctx, {OFFER_EXPIRY: offers.expire})
+    return ctx
 
 
 async def load_jurisdictions(ctx: AppContext) -> None:
@@ -66,11 +79,27 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.ctx = ctx
         try:
             await load_jurisdictions(ctx)
+            log.info("live index rebuilt with %d on-duty guards", await roster.rebuild(ctx))
         except DBAPIError:
             log.error("database not migrated or unreachable; /readyz will say so")
+        tasks = [
+            asyncio.create_task(ctx.scheduler.run(), name="scheduler"),
+            asyncio.create_task(ctx.positions.run(), name="position-writer"),
+            asyncio.create_task(housekeeping.idle_loop(ctx), name="idle-sweep"),
+            asyncio.create_task(housekeeping.prune_loop(ctx), name="prune"),
+        ]
         try:
             yield
         finally:
+            for link in ctx.hub.guard_links():
+                link.close(CLOSE_SHUTDOWN, "server shutting down")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await ctx.positions.flush()
+            except Exception:
+                log.exception("final position flush failed")
             await ctx.db.dispose()
 
     app = FastAPI(
@@ -94,5 +123,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for module in (auth, companies, guards, stations, units, incidents):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(guard_ws.router)
     app.include_router(health.router)
     return app

@@ -41,7 +41,7 @@ async def test_create_incident_is_durable_and_finds_its_station(harness: Harness
     assert response.status_code == 201, response.text
     incident = response.json()
     assert incident["id"].startswith("inc_")
-    assert incident["status"] == "new"
+    assert incident["status"] == "dispatching"  # the first wave went out in the same transaction
     assert incident["station_id"] == station["id"]
     assert incident["station_match"] == "contains"
     assert incident["source"] == "console"
@@ -55,7 +55,7 @@ async def test_create_incident_is_durable_and_finds_its_station(harness: Harness
         stored = await session.get(Incident, incident["id"])
         events = (await session.scalars(select(Event).where(Event.incident_id == incident["id"]))).all()
     assert stored is not None and stored.description == "elderly man collapsed at the east gate"
-    assert [e.type for e in events] == ["incident.created"]
+    assert [e.type for e in events][:2] == ["incident.created", "incident.dispatching"]
     assert events[0].data["category"] == "medical"
 
 
@@ -193,10 +193,10 @@ async def test_lifecycle_resolve_then_close(harness: Harness, area: tuple[float,
     closed = await harness.post(f"/api/v1/incidents/{incident['id']}/close", role="operator")
     assert closed.json()["status"] == "closed"
     timeline = (await harness.get(f"/api/v1/incidents/{incident['id']}/events", role="operator")).json()
-    types = [e["type"] for e in timeline["items"]]
-    assert types == ["incident.created", "incident.resolved", "incident.closed"]
-    assert timeline["items"][1]["data"] == {"from": "new", "note": "false alarm"}
-    assert all(e["actor"].startswith("user:usr_") for e in timeline["items"])
+    lifecycle = [e for e in timeline["items"] if e["type"] in ("incident.created", "incident.resolved", "incident.closed")]
+    assert [e["type"] for e in lifecycle] == ["incident.created", "incident.resolved", "incident.closed"]
+    assert lifecycle[1]["data"] == {"from": "dispatching", "note": "false alarm"}
+    assert all(e["actor"].startswith("user:usr_") for e in lifecycle)
     ids = [int(e["id"]) for e in timeline["items"]]
     assert ids == sorted(ids)
 
@@ -219,7 +219,7 @@ async def test_illegal_transition_is_409_naming_the_current_state(
 async def test_close_requires_resolved(harness: Harness, area: tuple[float, float]) -> None:
     incident = await harness.make_incident(area)
     error = assert_error(await harness.post(f"/api/v1/incidents/{incident['id']}/close", role="operator"), 409, "invalid_transition")
-    assert "'new'" in error["message"]
+    assert "'dispatching'" in error["message"]
 
 
 async def test_action_on_unknown_incident_is_404(harness: Harness) -> None:
@@ -230,7 +230,7 @@ async def test_action_body_rejects_unknown_fields(harness: Harness, area: tuple[
     incident = await harness.make_incident(area)
     response = await harness.post(f"/api/v1/incidents/{incident['id']}/cancel", {"reason": "x"}, role="operator")
     assert_error(response, 422, "validation_error")
-    assert (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["status"] == "new"
+    assert (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["status"] == "dispatching"
 
 
 async def test_list_filters_and_pagination(harness: Harness, area: tuple[float, float]) -> None:

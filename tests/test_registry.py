@@ -99,7 +99,9 @@ async def test_company_manager_sees_and_edits_only_own_guards(harness: Harness) 
     other_guard = await harness.make_guard(theirs["id"])
     role = {"company_id": mine["id"]}
     headers = await harness.headers("company_manager", **role)
-    listed = (await harness.client.get("/api/v1/guards", params={"limit": 500}, headers=headers)).json()["items"]
+    listed_response = await harness.client.get("/api/v1/guards", params={"limit": 500}, headers=headers)
+    assert listed_response.status_code == 200, listed_response.text
+    listed = listed_response.json()["items"]
     assert {g["company_id"] for g in listed} == {mine["id"]}
     assert own_guard["id"] in {g["id"] for g in listed}
     assert_error(await harness.client.get(f"/api/v1/guards/{other_guard['id']}", headers=headers), 403, "forbidden")

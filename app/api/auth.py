@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -47,8 +48,9 @@ async def issue_token(
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     ctx.login_throttle.succeeded(client, form.username)
     ttl = ctx.settings.access_token_ttl_s
+    # Wall time, not the service clock: PyJWT checks iat/exp against the real clock.
     token = issue_access_token(
-        user.id, user.role, ctx.settings.secret_key.get_secret_value(), ttl, ctx.clock.now()
+        user.id, user.role, ctx.settings.secret_key.get_secret_value(), ttl, dt.datetime.now(dt.UTC)
     )
     response.headers["Cache-Control"] = "no-store"
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
 from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
-from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
+from app.dispatch import roster
 from app.registry import service
 from app.registry.schemas import GuardCreate, GuardOut, GuardStatus, GuardTokenOut, GuardUpdate
-from app.schemas import Page, Skill
+from app.schemas import LocationOut, Page, Skill, UtcDateTime
 
 router = APIRouter(prefix="/guards", tags=["registry"])
 
@@ -40,6 +44,29 @@ async def list_guards(
         limit=limit,
     )
     return {"items": items, "next_cursor": next_cursor}
+
+
+class NearbyGuard(BaseModel):
+    guard: GuardOut
+    distance_m: float
+    eta_s: float
+    position: LocationOut
+    seen_at: UtcDateTime
+
+
+@router.get("/nearby", response_model=Page[NearbyGuard])
+async def nearby_guards(
+    principal: allow("guards:locate"),
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
+    radius_m: Annotated[float, Query(gt=0, le=50_000, allow_inf_nan=False)] = 3000.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> object:
+    """Dispatchable guards nearest first, from the live index (fresh, on duty, free)."""
+    items = await roster.nearby(session, ctx, lat, lon, radius_m, limit)
+    return {"items": items, "next_cursor": None}
 
 
 @router.get("/{guard_id}", response_model=GuardOut)

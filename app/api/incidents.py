@@ -11,13 +11,18 @@ from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.errors import Unprocessable
 from app.events.log import event_json
+from app.dispatch import intake, operator
 from app.incidents import service
 from app.incidents.schemas import (
     Category,
     EventOut,
     IncidentAction,
+    AssignmentOut,
+    AssignRequest,
     IncidentCreate,
+    IncidentDetail,
     IncidentOut,
+    OfferOut,
     Source,
     Status,
 )
@@ -41,7 +46,7 @@ async def create_incident(
 ) -> object:
     """Report an incident. Durable before the 201; a repeated Idempotency-Key or
     (source, external_ref) answers with the incident already created."""
-    incident, created = await service.create_incident(
+    incident, created = await intake.receive(
         session, ctx, principal, body, idempotency_key=idempotency_key
     )
     response.headers["Location"] = f"/api/v1/incidents/{incident.id}"
@@ -118,11 +123,13 @@ async def list_incidents(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{incident_id}", response_model=IncidentOut)
+@router.get("/{incident_id}", response_model=IncidentDetail)
 async def get_incident(
     principal: allow("incidents:read"), incident_id: str, session: ReadSessionDep
 ) -> object:
-    return await service.get_incident(session, principal, incident_id)
+    """The incident with its offers, assignments and escalations."""
+    incident = await service.get_incident(session, principal, incident_id)
+    return await service.detail(session, incident)
 
 
 @router.get("/{incident_id}/events", response_model=Page[EventOut])
@@ -146,7 +153,7 @@ async def cancel_incident(
     body: IncidentAction | None = None,
 ) -> object:
     note = body.note if body else None
-    return await service.apply_action(session, ctx, principal, incident_id, "cancel", note)
+    return await operator.apply_action(session, ctx, principal, incident_id, "cancel", note)
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentOut)
@@ -158,7 +165,7 @@ async def resolve_incident(
     body: IncidentAction | None = None,
 ) -> object:
     note = body.note if body else None
-    return await service.apply_action(session, ctx, principal, incident_id, "resolve", note)
+    return await operator.apply_action(session, ctx, principal, incident_id, "resolve", note)
 
 
 @router.post("/{incident_id}/close", response_model=IncidentOut)
@@ -170,4 +177,27 @@ async def close_incident(
     body: IncidentAction | None = None,
 ) -> object:
     note = body.note if body else None
-    return await service.apply_action(session, ctx, principal, incident_id, "close", note)
+    return await operator.apply_action(session, ctx, principal, incident_id, "close", note)
+
+
+@router.post("/{incident_id}/assign", status_code=201, response_model=AssignmentOut)
+async def assign_guard(
+    principal: allow("incidents:operate"),
+    incident_id: str,
+    body: AssignRequest,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    """Operator override: assign this guard now, whatever matching would have chosen."""
+    return await operator.assign(session, ctx, principal, incident_id, body.guard_id, body.note)
+
+
+@router.post("/{incident_id}/offers/{offer_id}/withdraw", response_model=OfferOut)
+async def withdraw_offer(
+    principal: allow("incidents:operate"),
+    incident_id: str,
+    offer_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    return await operator.withdraw_offer(session, ctx, principal, incident_id, offer_id)

@@ -77,6 +77,47 @@ class IncidentOut(Output):
     cancelled_at: UtcDateTime | None
 
 
+class OfferOut(Output):
+    id: str
+    incident_id: str
+    guard_id: str
+    wave: int
+    rank: int
+    distance_m: float
+    eta_s: float
+    travel_mode: str
+    offered_at: UtcDateTime
+    expires_at: UtcDateTime
+    outcome: str | None
+    responded_at: UtcDateTime | None
+    reason: str | None
+
+
+class AssignmentOut(Output):
+    id: str
+    incident_id: str
+    guard_id: str
+    offer_id: str | None
+    source: str
+    status: str
+    assigned_at: UtcDateTime
+    on_scene_at: UtcDateTime | None
+    cleared_at: UtcDateTime | None
+    note: str | None
+
+
+class IncidentDetail(IncidentOut):
+    assigned_count: int
+    wave: int
+    offers: list[OfferOut]
+    assignments: list[AssignmentOut]
+
+
+class AssignRequest(Input):
+    guard_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    note: Note | None = None
+
+
 class EventOut(Output):
     id: str
     type: str

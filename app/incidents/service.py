@@ -18,9 +18,8 @@ from app.dispatch.policy import policy_for
 from app.errors import Conflict, Forbidden, NotFound
 from app.geo.sql import within_radius
 from app.ids import new_id
-from app.incidents import lifecycle
-from app.incidents.schemas import IncidentCreate
-from app.models import Event, Incident
+from app.incidents.schemas import IncidentCreate, IncidentOut
+from app.models import Assignment, Event, Incident, Offer
 
 _DEFAULT_SOURCE = {"user": "console", "api_key": "police", "guard": "guard"}
 
@@ -175,32 +174,32 @@ async def lock_incident(session: AsyncSession, principal: Principal, incident_id
     return incident
 
 
-async def apply_action(
+async def change_status(
     session: AsyncSession,
     ctx: AppContext,
-    principal: Principal,
-    incident_id: str,
-    action: str,
-    note: str | None,
-) -> Incident:
-    """cancel / resolve / close: check the transition, change status, record the event."""
-    incident = await lock_incident(session, principal, incident_id)
-    target = lifecycle.after_action(action, incident.status)
+    incident: Incident,
+    target: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Move the incident to `target` and record `incident.<target>`; no-op if already there."""
+    if incident.status == target:
+        return
     now = ctx.clock.now()
     previous = incident.status
     incident.status = target
     incident.updated_at = now
-    setattr(incident, f"{target}_at", now)
+    if target in ("resolved", "closed", "cancelled"):
+        setattr(incident, f"{target}_at", now)
     await ctx.events.record(
         session,
         type=f"incident.{target}",
-        actor=principal.actor,
+        actor=actor,
         at=now,
         incident_id=incident.id,
         station_id=incident.station_id,
-        data={"from": previous, "note": note},
+        data={"from": previous, **(data or {})},
     )
-    return incident
 
 
 async def list_incidents(
@@ -252,3 +251,18 @@ async def list_events(
     await get_incident(session, principal, incident_id)
     stmt = select(Event).where(Event.incident_id == incident_id)
     return await paginate(session, stmt, Event.id, cursor, limit)
+
+
+async def detail(session: AsyncSession, incident: Incident) -> dict[str, Any]:
+    """The incident with its offers and assignments, oldest first."""
+    offers = (await session.scalars(select(Offer).where(Offer.incident_id == incident.id).order_by(Offer.id))).all()
+    assignments = (
+        await session.scalars(select(Assignment).where(Assignment.incident_id == incident.id).order_by(Assignment.id))
+    ).all()
+    return {
+        **IncidentOut.model_validate(incident).model_dump(),
+        "assigned_count": incident.assigned_count,
+        "wave": incident.wave,
+        "offers": offers,
+        "assignments": assignments,
+    }

@@ -36,6 +36,10 @@ class Incident(Timestamps, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     required_guards: Mapped[int] = mapped_column(Integer())
+    # Guards that accepted (or were assigned); the conditional UPDATE on it settles
+    # "first accepts win" when several guards accept at once.
+    assigned_count: Mapped[int] = mapped_column(Integer(), default=0, server_default="0")
+    wave: Mapped[int] = mapped_column(Integer(), default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default="new")
     station_id: Mapped[str | None] = mapped_column(ForeignKey("police_stations.id"), index=True)
     station_match: Mapped[str | None] = mapped_column(String(16))

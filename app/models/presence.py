@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer
+from sqlalchemy import Boolean, Float, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -25,8 +25,6 @@ class GuardPresence(Base):
     speed_mps: Mapped[float | None] = mapped_column(Float())
     located_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    # Last per-guard message sequence number handed out (see realtime outbox).
-    last_seq: Mapped[int] = mapped_column(Integer(), default=0)
 
 
 class PositionHistory(Base):

@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class GuardLink(Protocol):
+    """What the hub needs of a guard's live connection."""
+
+    guard_id: str
+
+    def push(self, seq: int, frame: dict[str, Any]) -> None: ...
 
 
 @dataclass(eq=False)
@@ -30,6 +38,33 @@ class Hub:
     def __init__(self) -> None:
         self._subscriptions: set[EventSubscription] = set()
         self._event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._guards: dict[str, GuardLink] = {}
+
+    # Guard sockets: one live connection per guard, the newest wins.
+
+    def attach_guard(self, link: GuardLink) -> GuardLink | None:
+        """Register `link` as the guard's connection; returns the one it replaces."""
+        previous = self._guards.get(link.guard_id)
+        self._guards[link.guard_id] = link
+        return previous if previous is not link else None
+
+    def detach_guard(self, link: GuardLink) -> None:
+        if self._guards.get(link.guard_id) is link:
+            del self._guards[link.guard_id]
+
+    def guard_link(self, guard_id: str) -> GuardLink | None:
+        return self._guards.get(guard_id)
+
+    def guard_links(self) -> list[GuardLink]:
+        return list(self._guards.values())
+
+    def deliver(self, guard_id: str, seq: int, frame: dict[str, Any]) -> None:
+        """A committed outbox frame: hand it to the guard's socket if one is open."""
+        link = self._guards.get(guard_id)
+        if link is not None:
+            link.push(seq, frame)
+
+    # Event stream subscribers.
 
     def subscribe_events(self, station_id: str | None, maxsize: int) -> EventSubscription:
         subscription = EventSubscription(station_id, asyncio.Queue(maxsize=maxsize))

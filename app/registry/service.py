@@ -13,6 +13,7 @@ from app.auth.principal import Principal
 from app.auth.secrets import hash_secret, new_bearer_secret
 from app.context import AppContext
 from app.db import after_commit
+from app.dispatch import roster
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.geo.zones import InvalidGeometry, parse_jurisdiction
 from app.ids import new_id
@@ -109,6 +110,8 @@ async def update_company(
     changes = _patch(company, body.model_dump(exclude_unset=True), required=set(type(body).model_fields))
     company.updated_at = ctx.clock.now()
     await _flush_unique(session, f"a company with licence_no '{company.licence_no}'")
+    guards = (await session.scalars(select(Guard).where(Guard.company_id == company.id))).all()
+    after_commit(session, lambda: [roster.refresh_guard(ctx, g, company) for g in guards])
     await ctx.events.record(
         session,
         type="company.updated",
@@ -191,6 +194,9 @@ async def update_guard(
     changes = _patch(guard, body.model_dump(exclude_unset=True), required=required)
     guard.updated_at = ctx.clock.now()
     await _flush_unique(session, f"a guard with badge_no '{guard.badge_no}'")
+    company = await session.get(SecurityCompany, guard.company_id)
+    assert company is not None
+    after_commit(session, lambda: roster.refresh_guard(ctx, guard, company))
     await ctx.events.record(
         session,
         type="guard.updated",

@@ -222,7 +222,6 @@ def upgrade() -> None:
         sa.Column("speed_mps", sa.Float(), nullable=True),
         sa.Column("located_at", app.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("seen_at", app.models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["guard_id"], ["guards.id"], name=op.f("fk_guard_presence_guard_id_guards")
         ),

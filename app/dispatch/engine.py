@@ -1,0 +1,170 @@
+"""Waves of offers: start dispatch, widen the search, and give up when the waves run out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.dispatch import engagement, matching, timers
+from app.dispatch.policy import Policy, policy_for
+from app.ids import new_id
+from app.incidents.service import change_status
+from app.models import Incident, Offer
+from app.realtime import outbox
+from app.realtime.frames import offer_frame
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+ACTOR = "system:dispatch"
+OFFER_EXPIRY = "offer_expiry"
+STAFFABLE = ("new", "dispatching", "assigned", "on_scene")
+
+
+def policy_of(ctx: AppContext, incident: Incident) -> Policy:
+    return policy_for(incident.category, incident.priority, ctx.settings.policy)
+
+
+async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
+    """A new incident: mark it dispatching and send the first wave."""
+    if incident.status == "new":
+        await change_status(session, ctx, incident, "dispatching", ACTOR)
+    await advance(session, ctx, incident)
+
+
+async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
+    """Send the next wave when guards are still needed and no offer is pending."""
+    if incident.status not in STAFFABLE or incident.assigned_count >= incident.required_guards:
+        return
+    pending = await session.scalar(
+        select(func.count()).select_from(Offer).where(
+            Offer.incident_id == incident.id, Offer.outcome.is_(None)
+        )
+    )
+    if pending:
+        return
+    policy = policy_of(ctx, incident)
+    while incident.wave < len(policy.radii_m):
+        incident.wave += 1
+        if await _send_wave(session, ctx, incident, policy):
+            return
+    await _mark_unstaffed(session, ctx, incident, policy)
+
+
+async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
+    """Guards who declined this incident or let its offer expire: not asked again."""
+    rows = await session.scalars(
+        select(Offer.guard_id).where(
+            Offer.incident_id == incident_id, Offer.outcome.in_(("declined", "expired"))
+        )
+    )
+    return set(rows.all())
+
+
+async def _send_wave(session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy) -> int:
+    radius = policy.radii_m[incident.wave - 1]
+    needed = incident.required_guards - incident.assigned_count
+    refused = await _refused(session, incident.id)
+    now = ctx.clock.now()
+    nearby = ctx.live.within(
+        incident.lat,
+        incident.lon,
+        radius_m=radius,
+        now=now.timestamp(),
+        accept=lambda entry: entry.guard_id not in refused,
+    )
+    ranked = matching.rank(nearby, policy)
+    target = matching.offers_for_wave(policy, needed)
+    offered: list[str] = []
+    for candidate in ranked:
+        if len(offered) >= target:
+            break
+        if await _offer(session, ctx, incident, candidate, len(offered) + 1, now, policy):
+            offered.append(candidate.guard_id)
+    await ctx.events.record(
+        session,
+        type="dispatch.wave",
+        actor=ACTOR,
+        at=now,
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={
+            "wave": incident.wave,
+            "radius_m": radius,
+            "needed": needed,
+            "candidates": len(ranked),
+            "offered": offered,
+        },
+    )
+    return len(offered)
+
+
+async def _offer(
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    candidate: matching.Candidate,
+    rank: int,
+    now: dt.datetime,
+    policy: Policy,
+) -> Offer | None:
+    offer_id = new_id("off")
+    if not await engagement.claim(session, ctx, candidate.guard_id, incident.id, "offer", offer_id, now):
+        return None  # engaged elsewhere a moment ago: the database said no
+    offer = Offer(
+        id=offer_id,
+        incident_id=incident.id,
+        guard_id=candidate.guard_id,
+        wave=incident.wave,
+        rank=rank,
+        distance_m=candidate.distance_m,
+        eta_s=candidate.eta_s,
+        travel_mode=candidate.travel_mode,
+        offered_at=now,
+        expires_at=now + dt.timedelta(seconds=policy.offer_timeout_s),
+    )
+    session.add(offer)
+    await timers.schedule(session, ctx, OFFER_EXPIRY, offer.id, offer.expires_at)
+    await outbox.enqueue(session, ctx, candidate.guard_id, offer_frame(offer, incident))
+    await ctx.events.record(
+        session,
+        type="offer.sent",
+        actor=ACTOR,
+        at=now,
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={
+            "offer_id": offer.id,
+            "guard_id": offer.guard_id,
+            "wave": offer.wave,
+            "rank": rank,
+            "distance_m": round(offer.distance_m, 1),
+            "eta_s": round(offer.eta_s),
+            "travel_mode": offer.travel_mode,
+            "expires_at": offer.expires_at.isoformat(),
+        },
+    )
+    return offer
+
+
+async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy) -> None:
+    if incident.unstaffed:
+        return
+    incident.unstaffed = True
+    incident.updated_at = ctx.clock.now()
+    await ctx.events.record(
+        session,
+        type="incident.unstaffed",
+        actor=ACTOR,
+        at=incident.updated_at,
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={
+            "waves": incident.wave,
+            "assigned": incident.assigned_count,
+            "required": incident.required_guards,
+        },
+    )

@@ -1,0 +1,155 @@
+"""An offer's life after it is sent: accepted, declined, expired or withdrawn."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.dispatch import assignments, engagement, engine, timers
+from app.errors import Conflict, NotFound
+from app.models import Assignment, Incident, Offer
+from app.realtime import outbox
+from app.realtime.frames import withdrawn_frame
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+
+class OfferClosed(Conflict):
+    """The offer is no longer open; the guard is told it was withdrawn."""
+
+    code = "offer_closed"
+
+    def __init__(self, offer: Offer) -> None:
+        super().__init__(f"offer '{offer.id}' is already {offer.outcome}")
+        self.offer_id = offer.id
+        self.reason = offer.reason or offer.outcome or "closed"
+
+
+async def _guard_offer(session: AsyncSession, guard_id: str, offer_id: str) -> Offer:
+    offer = await session.get(Offer, offer_id)
+    if offer is None or offer.guard_id != guard_id:  # never reveal other guards' offers
+        raise NotFound(f"offer '{offer_id}' not found")
+    return offer
+
+
+async def _close(
+    session: AsyncSession, ctx: AppContext, offer: Offer, outcome: str, reason: str | None, now: dt.datetime
+) -> bool:
+    """Close an open offer (conditional UPDATE: only one closer wins) and free its guard."""
+    result = await session.execute(
+        update(Offer)
+        .where(Offer.id == offer.id, Offer.outcome.is_(None))
+        .values(outcome=outcome, reason=reason, responded_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await timers.cancel(session, engine.OFFER_EXPIRY, offer.id)
+    if outcome != "accepted":
+        await engagement.release(session, ctx, offer.guard_id, offer.id)
+    return True
+
+
+async def _record(
+    session: AsyncSession, ctx: AppContext, incident: Incident, offer: Offer, kind: str, actor: str, **data: object
+) -> None:
+    await ctx.events.record(
+        session,
+        type=f"offer.{kind}",
+        actor=actor,
+        at=ctx.clock.now(),
+        incident_id=incident.id,
+        station_id=incident.station_id,
+        data={
+            "offer_id": offer.id,
+            "guard_id": offer.guard_id,
+            "wave": offer.wave,
+            "distance_m": round(offer.distance_m, 1),
+            "offered_at": offer.offered_at.isoformat(),
+            **data,
+        },
+    )
+
+
+async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str) -> Assignment:
+    """The guard takes the job, if a seat is still free; otherwise the offer is withdrawn."""
+    offer = await _guard_offer(session, guard_id, offer_id)
+    now = ctx.clock.now()
+    if offer.outcome is not None:
+        raise OfferClosed(offer)
+    if offer.expires_at <= now:
+        offer.outcome, offer.reason = "expired", "expired"
+        raise OfferClosed(offer)
+    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
+    assert incident is not None
+    if not await _close(session, ctx, offer, "accepted", None, now):
+        await session.refresh(offer)
+        raise OfferClosed(offer)
+    if not await assignments.take_seat(session, incident):
+        # Filled by faster guards: this accept loses, and the guard is told so.
+        await session.execute(
+            update(Offer).where(Offer.id == offer.id).values(outcome="withdrawn", reason="filled")
+        )
+        await engagement.release(session, ctx, offer.guard_id, offer.id)
+        await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, "filled"))
+        await _record(session, ctx, incident, offer, "withdrawn", f"guard:{guard_id}", reason="filled", late_accept=True)
+        offer.outcome, offer.reason = "withdrawn", "filled"
+        raise OfferClosed(offer)
+    response_s = (now - offer.offered_at).total_seconds()
+    await _record(session, ctx, incident, offer, "accepted", f"guard:{guard_id}", response_s=round(response_s, 1))
+    assignment = await assignments.create(
+        session, ctx, incident, guard_id, source="offer", actor=f"guard:{guard_id}", offer_id=offer.id
+    )
+    if incident.assigned_count >= incident.required_guards:
+        await withdraw_open(session, ctx, incident, reason="filled", actor=engine.ACTOR)
+    return assignment
+
+
+async def decline(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str, reason: str | None) -> None:
+    offer = await _guard_offer(session, guard_id, offer_id)
+    if not await _close(session, ctx, offer, "declined", reason, ctx.clock.now()):
+        await session.refresh(offer)
+        raise OfferClosed(offer)
+    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
+    assert incident is not None
+    await _record(session, ctx, incident, offer, "declined", f"guard:{guard_id}", reason=reason)
+    await engine.advance(session, ctx, incident)
+
+
+async def expire(session: AsyncSession, ctx: AppContext, offer_id: str) -> None:
+    """Timer handler: no answer in time. The guard is told, the next wave may go out."""
+    offer = await session.get(Offer, offer_id)
+    if offer is None or not await _close(session, ctx, offer, "expired", "expired", ctx.clock.now()):
+        return
+    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
+    assert incident is not None
+    await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, "expired"))
+    await _record(session, ctx, incident, offer, "expired", engine.ACTOR)
+    await engine.advance(session, ctx, incident)
+
+
+async def withdraw(
+    session: AsyncSession, ctx: AppContext, incident: Incident, offer: Offer, reason: str, actor: str
+) -> bool:
+    if not await _close(session, ctx, offer, "withdrawn", reason, ctx.clock.now()):
+        return False
+    await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, reason))
+    await _record(session, ctx, incident, offer, "withdrawn", actor, reason=reason)
+    return True
+
+
+async def withdraw_open(session: AsyncSession, ctx: AppContext, incident: Incident, reason: str, actor: str) -> int:
+    """Withdraw every open offer of the incident (filled, cancelled, resolved…)."""
+    open_offers = (
+        await session.scalars(
+            select(Offer).where(Offer.incident_id == incident.id, Offer.outcome.is_(None)).order_by(Offer.id)
+        )
+    ).all()
+    withdrawn = 0
+    for offer in open_offers:
+        withdrawn += await withdraw(session, ctx, incident, offer, reason, actor)
+    return withdrawn

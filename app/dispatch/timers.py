@@ -1,0 +1,118 @@
+"""Durable timers: rows with a due time, fired by an in-process scheduler.
+
+A timer is deleted in the same transaction that handles it, so it fires exactly once
+even when the scheduler runs twice or the process dies mid-way (the row survives a
+rollback and fires after the restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import after_commit
+from app.models import Timer
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, "AppContext", str], Awaitable[Any]]
+_RETRY_S = (1, 5, 30, 120, 600)
+
+
+async def schedule(session: AsyncSession, ctx: AppContext, kind: str, subject_id: str, due_at: dt.datetime) -> None:
+    """Set (or move) the `kind` timer of `subject_id` to `due_at`."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(Timer).values(kind=kind, subject_id=subject_id, due_at=due_at, attempts=0)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["kind", "subject_id"], set_={"due_at": due_at, "attempts": 0}
+    )
+    await session.execute(stmt)
+    after_commit(session, ctx.scheduler.wake)
+
+
+async def cancel(session: AsyncSession, kind: str, subject_id: str) -> None:
+    await session.execute(delete(Timer).where(Timer.kind == kind, Timer.subject_id == subject_id))
+
+
+class Scheduler:
+    """Sleeps until the next due timer (or a wake-up), then fires what is due."""
+
+    def __init__(self, ctx: AppContext, handlers: dict[str, Handler], batch: int = 100) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.batch = batch
+        self._wake = asyncio.Event()
+        ctx.clock.on_change(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.fire_due()
+                next_due = await self._next_due()
+            except Exception:
+                log.exception("scheduler pass failed")
+                next_due = None
+            await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=5.0)
+
+    async def fire_due(self) -> int:
+        """Fire every timer due now; returns how many fired."""
+        fired = 0
+        while True:
+            now = self.ctx.clock.now()
+            async with self.ctx.db.transaction(readonly=True) as session:
+                due = (
+                    await session.execute(
+                        select(Timer.id, Timer.kind, Timer.subject_id, Timer.attempts)
+                        .where(Timer.due_at <= now)
+                        .order_by(Timer.due_at, Timer.id)
+                        .limit(self.batch)
+                    )
+                ).all()
+            for timer_id, kind, subject_id, attempts in due:
+                fired += await self._fire(timer_id, kind, subject_id, attempts)
+            if len(due) < self.batch:
+                return fired
+
+    async def _next_due(self) -> dt.datetime | None:
+        async with self.ctx.db.transaction(readonly=True) as session:
+            return await session.scalar(select(func.min(Timer.due_at)))
+
+    async def _fire(self, timer_id: int, kind: str, subject_id: str, attempts: int) -> int:
+        handler = self.handlers.get(kind)
+        try:
+            async with self.ctx.db.transaction() as session:
+                claimed = await session.execute(delete(Timer).where(Timer.id == timer_id))
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    return 0
+                if handler is None:
+                    log.error("no handler for timer kind %s; dropped", kind)
+                    return 0
+                await handler(session, self.ctx, subject_id)
+            return 1
+        except Exception:
+            delay = _RETRY_S[min(attempts, len(_RETRY_S) - 1)]
+            log.exception(
+                "timer %s for %s failed; retry in %s s", kind, subject_id, delay,
+                extra={"timer_kind": kind, "subject_id": subject_id},
+            )
+            async with self.ctx.db.transaction() as session:
+                await session.execute(
+                    update(Timer)
+                    .where(Timer.id == timer_id)
+                    .values(attempts=attempts + 1, due_at=self.ctx.clock.now() + dt.timedelta(seconds=delay))
+                )
+            return 0

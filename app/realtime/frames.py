@@ -1,0 +1,220 @@
+"""The guard protocol's frames (DESIGN §5): incoming ones validated, outgoing ones built.
+
+Every frame is a JSON object with a `type`. Incoming frames are parsed in one pass by a
+discriminated union; a problem becomes a `FrameError` with a code and a message that
+names the field, sent back as an `error` frame while the connection stays open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from app.clock import isoformat
+from app.incidents.schemas import Category, Description
+from app.models import Assignment, Incident, Offer
+
+
+def _range(low: float, high: float) -> AfterValidator:
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone (e.g. Z)")
+    return value.astimezone(dt.UTC)
+
+
+Lat = Annotated[float, Field(strict=True, allow_inf_nan=False), _range(-90, 90)]
+Lon = Annotated[float, Field(strict=True, allow_inf_nan=False), _range(-180, 180)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Seq = Annotated[int, Field(strict=True, ge=0)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hello(_Frame):
+    type: Literal["hello"]
+    resume_after: Seq | None = None
+    token: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
+class Location(_Frame):
+    type: Literal["location"]
+    lat: Lat
+    lon: Lon
+    accuracy_m: Annotated[float, Field(allow_inf_nan=False), _range(0, 10_000)] | None = None
+    heading: Annotated[float, Field(allow_inf_nan=False), _range(0, 360)] | None = None
+    speed_mps: Annotated[float, Field(allow_inf_nan=False), _range(0, 150)] | None = None
+    at: Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+class Duty(_Frame):
+    type: Literal["duty"]
+    on: Annotated[bool, Field(strict=True)]
+
+
+class Ack(_Frame):
+    type: Literal["ack"]
+    seq: Seq
+
+
+class OfferAccept(_Frame):
+    type: Literal["offer.accept"]
+    offer_id: Id
+
+
+class OfferDecline(_Frame):
+    type: Literal["offer.decline"]
+    offer_id: Id
+    reason: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class AssignmentStatus(_Frame):
+    type: Literal["assignment.status"]
+    assignment_id: Id
+    status: Literal["en_route", "on_scene", "cleared"]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class Report(_Frame):
+    type: Literal["report"]
+    category: Category
+    priority: Annotated[int, Field(strict=True, ge=1, le=4)] | None = None
+    description: Description
+    lat: Lat
+    lon: Lon
+
+
+class BackupRequest(_Frame):
+    type: Literal["backup.request"]
+    incident_id: Id
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+IncomingFrame = Annotated[
+    Hello | Location | Duty | Ack | OfferAccept | OfferDecline | AssignmentStatus | Report | BackupRequest | Ping,
+    Field(discriminator="type"),
+]
+_incoming: TypeAdapter[Any] = TypeAdapter(IncomingFrame)
+FRAME_TYPES = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in (Hello, Location, Duty, Ack, OfferAccept, OfferDecline, AssignmentStatus, Report, BackupRequest, Ping)
+)
+
+
+class FrameError(Exception):
+    """A frame the server refuses: becomes `{"type": "error", code, message, ref}`."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def frame(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            out["ref"] = self.ref
+        return out
+
+
+def parse(text: str | bytes) -> Any:
+    """One incoming frame, or FrameError naming what is wrong."""
+    try:
+        return _incoming.validate_json(text)
+    except ValidationError as exc:
+        raise _frame_error(exc) from None
+
+
+def _frame_error(exc: ValidationError) -> FrameError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    kind = first["type"]
+    if kind == "json_invalid" or kind == "model_type" or kind == "model_attributes_type":
+        return FrameError("invalid_json", "frame must be a JSON object")
+    if kind == "union_tag_not_found":
+        return FrameError("invalid_frame", "type: required")
+    if kind == "union_tag_invalid":
+        tag = first.get("ctx", {}).get("tag", "?")
+        return FrameError("unknown_type", f"type: unknown frame type '{tag}'", ref=str(tag))
+    loc = [str(part) for part in first["loc"]]
+    if not loc:
+        return FrameError("invalid_frame", "frame must be a JSON object with a type")
+    frame_type = loc[0] if loc else None
+    message = first["msg"].removeprefix("Value error, ")
+    return FrameError("invalid_frame", f"{'.'.join(loc)}: {message}", ref=frame_type)
+
+
+# Outgoing frames ----------------------------------------------------------------------
+
+
+def incident_payload(incident: Incident) -> dict[str, Any]:
+    """The incident as a guard sees it."""
+    return {
+        "id": incident.id,
+        "category": incident.category,
+        "priority": incident.priority,
+        "status": incident.status,
+        "location": {"lat": incident.lat, "lon": incident.lon},
+        "address": incident.address,
+        "description": incident.description,
+    }
+
+
+def offer_frame(offer: Offer, incident: Incident) -> dict[str, Any]:
+    return {
+        "type": "offer",
+        "offer_id": offer.id,
+        "incident": incident_payload(incident),
+        "distance_m": round(offer.distance_m, 1),
+        "eta_s": round(offer.eta_s),
+        "travel_mode": offer.travel_mode,
+        "ranked_by": "eta",
+        "wave": offer.wave,
+        "expires_at": isoformat(offer.expires_at),
+    }
+
+
+def withdrawn_frame(offer_id: str, reason: str) -> dict[str, Any]:
+    return {"type": "offer.withdrawn", "offer_id": offer_id, "reason": reason}
+
+
+def assignment_frame(assignment: Assignment, incident: Incident) -> dict[str, Any]:
+    return {
+        "type": "assignment",
+        "assignment_id": assignment.id,
+        "status": assignment.status,
+        "incident": incident_payload(incident),
+    }
+
+
+def incident_update_frame(incident: Incident, note: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "incident.update", "incident": incident_payload(incident)}
+    if note:
+        frame["note"] = note
+    return frame
+
+
+def instruction_frame(incident_id: str, text: str, sender: str) -> dict[str, Any]:
+    return {"type": "instruction", "incident_id": incident_id, "text": text, "from": sender}

@@ -1,0 +1,79 @@
+"""What each incoming guard frame does. Each write runs in its own short transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from app.auth.principal import Principal
+from app.dispatch import assignments, intake, offers, roster
+from app.dispatch.offers import OfferClosed
+from app.geo.live_index import GuardEntry
+from app.incidents.schemas import IncidentCreate
+from app.realtime import frames, outbox
+from app.realtime.guard_link import GuardLink
+from app.models import Incident
+from app.schemas import Location
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+
+async def handle(ctx: AppContext, link: GuardLink, entry: GuardEntry, principal: Principal, frame: Any) -> None:
+    """Carry out one validated frame; raises FrameError or AppError for an error reply."""
+    guard_id = link.guard_id
+    match frame:
+        case frames.Location():
+            ctx.positions.ingest(entry, frame)
+        case frames.Ping():
+            link.reply({"type": "pong", "server_time": ctx.clock.now().isoformat().replace("+00:00", "Z")})
+        case frames.Ack():
+            async with ctx.db.transaction(serial=False) as session:
+                await outbox.acknowledge(session, guard_id, frame.seq)
+        case frames.Duty():
+            async with ctx.db.transaction() as session:
+                await roster.set_duty(session, ctx, guard_id, frame.on)
+            link.reply({"type": "duty.updated", "on": frame.on})
+        case frames.OfferAccept():
+            async with ctx.db.transaction() as session:
+                await offers.accept(session, ctx, guard_id, frame.offer_id)
+        case frames.OfferDecline():
+            async with ctx.db.transaction() as session:
+                await offers.decline(session, ctx, guard_id, frame.offer_id, frame.reason)
+        case frames.AssignmentStatus():
+            async with ctx.db.transaction() as session:
+                assignment = await assignments.update_status(
+                    session, ctx, guard_id, frame.assignment_id, frame.status, frame.note
+                )
+                incident = await session.get(Incident, assignment.incident_id)
+            assert incident is not None
+            link.reply(frames.incident_update_frame(incident))
+        case frames.Report():
+            body = IncidentCreate(
+                category=frame.category,
+                priority=frame.priority or 3,
+                location=Location(lat=frame.lat, lon=frame.lon),
+                description=frame.description,
+                source="guard",
+            )
+            async with ctx.db.transaction() as session:
+                incident, _ = await intake.receive(session, ctx, principal, body)
+            link.reply({"type": "report.accepted", "incident_id": incident.id, "status": incident.status})
+        case frames.BackupRequest():
+            async with ctx.db.transaction() as session:
+                incident = await assignments.request_backup(session, ctx, guard_id, frame.incident_id)
+            link.reply({"type": "backup.requested", "incident_id": incident.id})
+        case frames.Hello():
+            # A second hello: its resume point is an acknowledgement; replay already ran.
+            if frame.resume_after:
+                async with ctx.db.transaction(serial=False) as session:
+                    await outbox.acknowledge(session, guard_id, frame.resume_after)
+            async with ctx.db.transaction(readonly=True) as session:
+                last_seq, _ = await outbox.channel_state(session, guard_id)
+            link.reply(
+                {
+                    "type": "welcome",
+                    "guard_id": guard_id,
+                    "server_time": ctx.clock.now().isoformat().replace("+00:00", "Z"),
+                    "last_seq": last_seq,
+                }
+            )

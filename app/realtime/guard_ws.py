@@ -1,0 +1,197 @@
+"""/ws/guard: the guard's phone. Auth, hello/welcome with resume, then frames until close.
+
+Authentication is the device token, in the `Authorization: Bearer` header or, for
+clients that cannot set headers, in the first frame (`hello {token}`), never in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.deps import bearer_token
+from app.auth.principal import Principal, resolve_token
+from app.dispatch import roster
+from app.errors import AppError
+from app.geo.live_index import GuardEntry
+from app.realtime import frames, guard_actions
+from app.realtime.guard_link import (
+    CLOSE_FLOOD,
+    CLOSE_ORIGIN,
+    CLOSE_REPLACED,
+    CLOSE_UNAUTHORIZED,
+    GuardLink,
+)
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+HELLO_GRACE_S = 2.0  # header-authenticated clients may still send hello {resume_after}
+
+
+def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
+    """Native clients send no Origin; browsers must come from a configured origin."""
+    return origin is None or origin in allowed or "*" in allowed
+
+
+async def _receive_text(ws: WebSocket, timeout: float | None = None) -> str | None:
+    """The next text/binary frame, None on timeout; raises WebSocketDisconnect."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), timeout) if timeout else await ws.receive()
+    except TimeoutError:
+        return None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        raw = message.get("bytes") or b""
+        text = raw.decode("utf-8", errors="replace")
+    return str(text)
+
+
+async def _authenticate(ctx: AppContext, token: str | None) -> Principal | None:
+    if not token:
+        return None
+    async with ctx.db.transaction(readonly=True) as session:
+        principal = await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
+    return principal if principal is not None and principal.kind == "guard" else None
+
+
+@router.websocket("/ws/guard")
+async def guard_socket(ws: WebSocket) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    if not origin_allowed(ws.headers.get("origin"), ctx.settings.ws_allowed_origins):
+        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+        return
+    await ws.accept()
+    hello: frames.Hello | None = None
+    token = bearer_token(ws.headers.get("authorization"))
+    try:
+        if token is None:
+            first = await _receive_text(ws, ctx.settings.ws_hello_timeout_s)
+            try:
+                parsed = frames.parse(first) if first is not None else None
+            except frames.FrameError:
+                parsed = None
+            if isinstance(parsed, frames.Hello):
+                hello, token = parsed, parsed.token
+        principal = await _authenticate(ctx, token)
+        if principal is None or principal.guard_id is None:
+            await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing device token")
+            return
+        entry = await roster.load_guard(ctx, principal.guard_id)
+        if entry is None:
+            await ws.close(CLOSE_UNAUTHORIZED, "unknown guard")
+            return
+        await GuardSession(ctx, ws, principal, entry).run(hello)
+    except WebSocketDisconnect:
+        return
+
+
+class GuardSession:
+    """The receive loop of one authenticated guard connection."""
+
+    def __init__(self, ctx: AppContext, ws: WebSocket, principal: Principal, entry: GuardEntry) -> None:
+        assert principal.guard_id is not None
+        self.ctx = ctx
+        self.ws = ws
+        self.principal = principal
+        self.entry = entry
+        self.link = GuardLink(ws, ctx, principal.guard_id, principal.id)
+        settings = ctx.settings
+        self._tokens = float(settings.ws_frame_burst)
+        self._refilled = time.monotonic()
+        self._dropped = 0
+        self._last_throttle_notice = 0.0
+
+    async def run(self, hello: frames.Hello | None) -> None:
+        ctx, link = self.ctx, self.link
+        previous = ctx.hub.attach_guard(link)
+        if previous is not None:
+            previous.close(CLOSE_REPLACED, "replaced by a newer connection")
+        self.entry.connected = True
+        ctx.metrics.guard_connections.inc()
+        try:
+            pending: str | None = None
+            if hello is None:
+                pending = await _receive_text(self.ws, HELLO_GRACE_S)
+                if pending is not None:
+                    try:
+                        parsed = frames.parse(pending)
+                    except frames.FrameError:
+                        parsed = None
+                    if isinstance(parsed, frames.Hello):
+                        hello, pending = parsed, None
+            await link.start(hello.resume_after if hello else None)
+            if pending is not None:
+                await self._handle(pending)
+            while link.closing is None:
+                await self._handle(await _receive_text(self.ws) or "")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            ctx.hub.detach_guard(link)
+            await link.stop()
+            ctx.metrics.guard_connections.dec()
+            if ctx.hub.guard_link(link.guard_id) is None:
+                ctx.live.mark_stale(self.entry)
+
+    def _allow(self) -> bool:
+        """Token bucket per connection: a flood is throttled and, if it goes on, closed."""
+        settings = self.ctx.settings
+        now = time.monotonic()
+        self._tokens = min(settings.ws_frame_burst, self._tokens + (now - self._refilled) * settings.ws_frames_per_s)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._dropped = 0
+            return True
+        self._dropped += 1
+        if self._dropped > 10 * settings.ws_frame_burst:
+            self.link.close(CLOSE_FLOOD, "too many frames")
+        elif now - self._last_throttle_notice >= 1.0:
+            self._last_throttle_notice = now
+            self.link.reply(
+                {"type": "error", "code": "rate_limited", "message": "too many frames; some were dropped"}
+            )
+        return False
+
+    async def _handle(self, text: str) -> None:
+        self.link.last_frame_at = time.monotonic()
+        if not self._allow():
+            return
+        if len(text) > self.ctx.settings.ws_max_frame_bytes:
+            self.link.reply(
+                {"type": "error", "code": "frame_too_large", "message": f"frames are limited to {self.ctx.settings.ws_max_frame_bytes} bytes"}
+            )
+            return
+        frame: Any = None
+        try:
+            frame = frames.parse(text)
+            await guard_actions.handle(self.ctx, self.link, self.entry, self.principal, frame)
+        except frames.FrameError as exc:
+            self._count(frame, exc.code)
+            self.link.reply(exc.frame())
+        except guard_actions.OfferClosed as exc:
+            self.link.reply(frames.withdrawn_frame(exc.offer_id, exc.reason))
+        except AppError as exc:
+            self.link.reply(frames.FrameError(exc.code, exc.message, ref=getattr(frame, "type", None)).frame())
+        except Exception:
+            log.exception("guard frame failed", extra={"guard_id": self.link.guard_id})
+            self.link.reply({"type": "error", "code": "internal_error", "message": "internal error"})
+        else:
+            self._count(frame, "ok")
+
+    def _count(self, frame: Any, outcome: str) -> None:
+        if isinstance(frame, frames.Location) or outcome in ("invalid_location", "stale_location", "off_duty"):
+            self.ctx.metrics.location_pings.labels(outcome).inc()
+
+

@@ -1,0 +1,137 @@
+"""Location pings: checked, applied to the live index at once, written behind in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.geo.distance import haversine_m
+from app.geo.live_index import GuardEntry
+from app.models import GuardPresence, PositionHistory
+from app.realtime.frames import FrameError, Location
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+    from app.settings import Settings
+
+log = logging.getLogger(__name__)
+UTC = dt.UTC
+
+
+def check_ping(
+    entry: GuardEntry, lat: float, lon: float, at: float, now: float, settings: Settings
+) -> FrameError | None:
+    """Why a ping must be refused, or None. Pure: times are epoch seconds."""
+    if at > now + settings.max_ping_future_s:
+        return FrameError("invalid_location", "location.at: is in the future", ref="location")
+    if at < now - settings.max_ping_age_s:
+        return FrameError("invalid_location", "location.at: is too old", ref="location")
+    if entry.located_at:
+        elapsed = at - entry.located_at
+        if elapsed <= 0:
+            return FrameError(
+                "stale_location", "location.at: not after the last accepted position", ref="location"
+            )
+        speed = haversine_m(entry.lat, entry.lon, lat, lon) / elapsed
+        if speed > settings.max_ping_speed_mps:
+            return FrameError(
+                "invalid_location",
+                f"location: impossible jump ({speed:.0f} m/s since the last position)",
+                ref="location",
+            )
+    return None
+
+
+class PositionWriter:
+    """Coalesces accepted positions per guard and writes them in one transaction per tick."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._history: list[dict[str, Any]] = []
+        self._last_history: dict[str, float] = {}
+
+    def ingest(self, entry: GuardEntry, frame: Location) -> None:
+        """Apply a validated location frame, or raise FrameError; no I/O."""
+        settings = self.ctx.settings
+        if not entry.on_duty:
+            raise FrameError("off_duty", "location: ignored while off duty (send duty on first)", ref="location")
+        now = self.ctx.clock.now().timestamp()
+        at = frame.at.timestamp()
+        problem = check_ping(entry, frame.lat, frame.lon, at, now, settings)
+        if problem is not None:
+            raise problem
+        self.ctx.live.move(entry, frame.lat, frame.lon, at, now, frame.accuracy_m)
+        entry.connected = True
+        self._latest[entry.guard_id] = {
+            "guard_id": entry.guard_id,
+            "on_duty": True,
+            "lat": frame.lat,
+            "lon": frame.lon,
+            "accuracy_m": frame.accuracy_m,
+            "heading": frame.heading,
+            "speed_mps": frame.speed_mps,
+            "located_at": frame.at,
+            "seen_at": dt.datetime.fromtimestamp(now, UTC),
+        }
+        if at - self._last_history.get(entry.guard_id, 0.0) >= settings.position_history_interval_s:
+            self._last_history[entry.guard_id] = at
+            self._history.append(
+                {
+                    "guard_id": entry.guard_id,
+                    "lat": frame.lat,
+                    "lon": frame.lon,
+                    "accuracy_m": frame.accuracy_m,
+                    "located_at": frame.at,
+                }
+            )
+
+    @property
+    def backlog(self) -> int:
+        return len(self._latest) + len(self._history)
+
+    async def flush(self) -> int:
+        """Write what has accumulated; on failure it is kept for the next tick."""
+        if not self._latest and not self._history:
+            return 0
+        latest, history = self._latest, self._history
+        self._latest, self._history = {}, []
+        try:
+            async with self.ctx.db.transaction(serial=False) as session:
+                if latest:
+                    dialect = session.bind.dialect.name
+                    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(GuardPresence)
+                    # on_duty is written by the duty handler only: a late flush must not undo "off".
+                    columns = ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at")
+                    stmt = upsert.on_conflict_do_update(
+                        index_elements=["guard_id"], set_={c: upsert.excluded[c] for c in columns}
+                    )
+                    await session.execute(stmt, list(latest.values()))
+                if history:
+                    await session.execute(insert(PositionHistory), history)
+        except Exception:
+            for guard_id, row in latest.items():
+                self._latest.setdefault(guard_id, row)
+            self._history[:0] = history
+            raise
+        return len(latest) + len(history)
+
+    async def run(self) -> None:
+        interval = self.ctx.settings.position_flush_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("position write-behind failed; will retry")
+
+    async def prune_history(self) -> int:
+        cutoff = self.ctx.clock.now() - dt.timedelta(hours=self.ctx.settings.position_history_retention_h)
+        async with self.ctx.db.transaction(serial=False) as session:
+            result = await session.execute(delete(PositionHistory).where(PositionHistory.located_at < cutoff))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
