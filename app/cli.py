@@ -14,7 +14,7 @@ from app.settings import get_settings
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from app.main import create_app
+    from app.main import create_app, server_options
     from app.observability import configure_logging
 
     settings = get_settings()
@@ -23,11 +23,9 @@ def _serve(args: argparse.Namespace) -> None:
         create_app(settings),
         host=args.host or settings.host,
         port=args.port or settings.port,
-        ws_max_size=settings.ws_max_frame_bytes,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_interval_s,
         log_config=None,
         proxy_headers=True,
+        **server_options(settings),
     )
 
 

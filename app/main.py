@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -65,6 +66,17 @@ async def load_jurisdictions(ctx: AppContext) -> None:
     async with ctx.db.transaction(readonly=True) as session:
         stations = (await session.execute(select(PoliceStation.id, PoliceStation.jurisdiction))).all()
     ctx.jurisdictions.load({sid: parse_jurisdiction(geojson) for sid, geojson in stations})
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options that belong to the service (CLI and tests use the same)."""
+    return {
+        # Frames up to the app's limit get an `error` frame; far larger ones (4×) make
+        # the protocol close that one connection with 1009 before we buffer them.
+        "ws_max_size": 4 * settings.ws_max_frame_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_interval_s,
+    }
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -19,7 +19,7 @@ from app.auth.principal import SYSTEM
 from app.auth.service import create_api_key, create_user
 from app.clock import ManualClock
 from app.context import AppContext
-from app.main import create_app
+from app.main import create_app, server_options
 from app.migrate import upgrade
 from app.settings import Settings
 
@@ -81,9 +81,7 @@ async def serve(app: Any, settings: Settings) -> AsyncIterator[str]:
         port=0,
         log_level="warning",
         lifespan="on",
-        ws_max_size=settings.ws_max_frame_bytes,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_interval_s,
+        **server_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
