@@ -44,9 +44,10 @@ class Database:
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        # One process owns an SQLite file: writers queue here instead of spinning in
-        # SQLite's busy handler, whose sleeps would dominate dispatch latency.
-        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        # Serial writers queue here, in process, without holding a connection. On SQLite
+        # every writer does (one process owns the file; SQLite's busy handler sleeps
+        # would dominate dispatch latency otherwise).
+        self._writer = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -55,19 +56,20 @@ class Database:
         """A session in one transaction: committed on success, rolled back on error.
 
         Writers are `serial` by default: they may record events, and event ids must become
-        visible in commit order so a stream resuming "after id N" never skips one. On
-        PostgreSQL a transaction-scoped advisory lock taken first thing gives that order
-        (first, so no cycle with row locks is possible); on SQLite writers are serial anyway.
-        Only writers that never record events (position write-behind) pass serial=False.
+        visible, and be published, in commit order, so a stream resuming "after id N"
+        never skips one. In process, serial writers hold `_writer` through commit and
+        their after-commit callbacks; across processes, PostgreSQL's transaction-scoped
+        advisory lock (taken first, so no cycle with row locks is possible) orders them.
+        Only writers that never record events (position write-behind, acks) pass
+        serial=False.
         """
+        exclusive = not readonly and (serial or self.is_sqlite)
         lock: contextlib.AbstractAsyncContextManager[Any] = (
-            self._sqlite_writer
-            if self._sqlite_writer is not None and not readonly
-            else contextlib.nullcontext()
+            self._writer if exclusive else contextlib.nullcontext()
         )
-        callbacks: list[Callable[[], Any]] = []
         async with lock:
             session = self.sessionmaker()
+            callbacks: list[Callable[[], Any]] = []
             try:
                 if self.is_sqlite:
                     await session.connection(
@@ -87,11 +89,11 @@ class Database:
                 raise
             finally:
                 await session.close()
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:  # a notification must never undo a committed change
-                log.exception("after-commit callback failed")
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # a notification must never undo a committed change
+                    log.exception("after-commit callback failed")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -57,6 +57,7 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
         metrics=metrics,
         login_throttle=LoginThrottle(),
     )
+    metrics.indexed_guards.set_function(lambda: len(ctx.live))
     ctx.positions = PositionWriter(ctx)
     ctx.scheduler = Scheduler(ctx, {OFFER_EXPIRY: offers.expire})
     return ctx

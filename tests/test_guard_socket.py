@@ -52,6 +52,13 @@ async def test_bad_tokens_close_with_4401(harness: Harness) -> None:
     assert await close_code(harness, {"Authorization": f"Bearer {token['token']}"}) == 4401
 
 
+async def test_revoking_a_token_closes_its_live_connection(harness: Harness, area: tuple[float, float]) -> None:
+    phone = await guard_at(harness, area)
+    token_id = phone.token.split(".")[0]
+    await harness.client.delete(f"/api/v1/guards/{phone.id}/tokens/{token_id}", headers=await harness.headers())
+    assert await phone.closed_with() == 4401
+
+
 async def test_token_in_hello_works_for_clients_without_headers(harness: Harness, area: tuple[float, float]) -> None:
     guard = await harness.make_guard()
     phone = await phone_for(harness, guard)

@@ -19,6 +19,7 @@ from app.geo.zones import InvalidGeometry, parse_jurisdiction
 from app.ids import new_id
 from app.models import Guard, GuardToken, PoliceStation, PoliceUnit, SecurityCompany
 from app.models.base import Base
+from app.realtime.guard_link import CLOSE_UNAUTHORIZED
 from app.registry import schemas
 
 M = TypeVar("M", bound=Base)
@@ -240,6 +241,7 @@ async def revoke_guard_token(
         raise NotFound(f"token '{token_id}' not found for guard '{guard_id}'")
     if token.revoked_at is None:
         token.revoked_at = ctx.clock.now()
+        after_commit(session, lambda: _disconnect_token(ctx, token))
         await ctx.events.record(
             session,
             type="guard.token_revoked",
@@ -248,6 +250,13 @@ async def revoke_guard_token(
             data={"guard_id": guard.id, "token_id": token.id},
         )
     return token
+
+
+def _disconnect_token(ctx: AppContext, token: GuardToken) -> None:
+    """A revoked device token's live connection is closed at once (4401)."""
+    link = ctx.hub.guard_link(token.guard_id)
+    if link is not None and getattr(link, "token_id", None) == token.id:  # GuardLink
+        link.close(CLOSE_UNAUTHORIZED, "device token revoked")
 
 
 # Stations ----------------------------------------------------------------------------
