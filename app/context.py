@@ -17,6 +17,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.dispatch.timers import Scheduler
+    from app.integrations.delivery import WebhookSender
     from app.realtime.positions import PositionWriter
 
 
@@ -34,3 +35,4 @@ class AppContext:
     # Built right after the context, because they need it.
     scheduler: Scheduler = field(init=False)
     positions: PositionWriter = field(init=False)
+    webhooks: WebhookSender = field(init=False)

@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from app import housekeeping
-from app.api import auth, companies, guards, health, incidents, stations, units
+from app.api import auth, companies, guards, health, incidents, police, stations, units, webhooks
 from app.api.errors import install_error_handlers
 from app.auth.throttle import LoginThrottle
 from app.clock import Clock
 from app.context import AppContext
 from app.db import Database
 from app.events.log import EventLog
-from app.dispatch import offers, roster
+from app.dispatch import escalation, offers, roster
 from app.dispatch.engine import OFFER_EXPIRY
 from app.dispatch.timers import Scheduler
 from app.geo.live_index import LiveIndex
@@ -29,7 +29,9 @@ from app.geo.zones import JurisdictionIndex, parse_jurisdiction
 from app.migrate import ensure_sqlite_directory
 from app.models import PoliceStation
 from app.observability import Metrics, RequestContextMiddleware
-from app.realtime import guard_ws
+from app.integrations.delivery import WebhookSender
+from app.integrations.webhooks import WebhookOutbox
+from app.realtime import events_ws, guard_ws
 from app.realtime.guard_link import CLOSE_SHUTDOWN
 from app.realtime.hub import Hub
 from app.realtime.positions import PositionWriter
@@ -58,8 +60,12 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
         login_throttle=LoginThrottle(),
     )
     metrics.indexed_guards.set_function(lambda: len(ctx.live))
+    ctx.webhooks = WebhookSender(ctx)
+    ctx.events.outbox_writers.append(WebhookOutbox(ctx))
     ctx.positions = PositionWriter(ctx)
-    ctx.scheduler = Scheduler(ctx, {OFFER_EXPIRY: offers.expire})
+    ctx.scheduler = Scheduler(
+        ctx, {OFFER_EXPIRY: offers.expire, escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline}
+    )
     return ctx
 
 
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(ctx.positions.run(), name="position-writer"),
             asyncio.create_task(housekeeping.idle_loop(ctx), name="idle-sweep"),
             asyncio.create_task(housekeeping.prune_loop(ctx), name="prune"),
+            asyncio.create_task(ctx.webhooks.run(), name="webhooks"),
         ]
         try:
             yield
@@ -133,9 +140,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, companies, guards, stations, units, incidents):
+    for module in (auth, companies, guards, stations, units, incidents, police, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(guard_ws.router)
+    app.include_router(events_ws.router)
     app.include_router(health.router)
     return app

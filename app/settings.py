@@ -60,10 +60,12 @@ class Settings(BaseSettings):
 
     # Command-centre stream and webhooks.
     stream_heartbeat_s: float = Field(15, gt=0)
+    stream_queue_size: int = Field(1000, ge=8)
     webhook_timeout_s: float = Field(10, gt=0)
     webhook_concurrency_per_endpoint: int = Field(4, ge=1)
     webhook_batch: int = Field(100, ge=1)
     allow_private_webhook_targets: bool = True
+    cap_sender: str = "dispatch@guard-dispatch.local"
 
     @model_validator(mode="before")
     @classmethod

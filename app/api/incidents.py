@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import Response as RawResponse
 
 from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -13,6 +14,7 @@ from app.errors import Unprocessable
 from app.events.log import event_json
 from app.dispatch import intake, operator
 from app.incidents import service
+from app.integrations import cap
 from app.incidents.schemas import (
     Category,
     EventOut,
@@ -130,6 +132,20 @@ async def get_incident(
     """The incident with its offers, assignments and escalations."""
     incident = await service.get_incident(session, principal, incident_id)
     return await service.detail(session, incident)
+
+
+@router.get(
+    "/{incident_id}/cap",
+    response_class=RawResponse,
+    responses={200: {"content": {"application/cap+xml": {}}, "description": "OASIS CAP 1.2 alert"}},
+)
+async def incident_as_cap(
+    principal: allow("incidents:read"), incident_id: str, session: ReadSessionDep, ctx: CtxDep
+) -> RawResponse:
+    """The incident as an OASIS CAP 1.2 `alert` document."""
+    incident = await service.get_incident(session, principal, incident_id)
+    body = cap.render(incident, ctx.settings.cap_sender, "Police–guard linkage dispatch")
+    return RawResponse(body, media_type="application/cap+xml")
 
 
 @router.get("/{incident_id}/events", response_model=Page[EventOut])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import engagement
+from app.dispatch import engagement, escalation
 from app.errors import Conflict, InvalidTransition, NotFound
 from app.ids import new_id
 from app.incidents.lifecycle import OPEN, staffing_status
@@ -209,4 +209,5 @@ async def request_backup(session: AsyncSession, ctx: AppContext, guard_id: str, 
         station_id=incident.station_id,
         data={"assignment_id": assignment.id, "guard_id": guard_id},
     )
+    await escalation.on_backup_request(session, ctx, incident, guard_id)
     return incident

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import engagement, matching, timers
+from app.dispatch import engagement, escalation, matching, timers
 from app.dispatch.policy import Policy, policy_for
 from app.ids import new_id
 from app.incidents.service import change_status
@@ -49,9 +49,10 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
     policy = policy_of(ctx, incident)
     while incident.wave < len(policy.radii_m):
         incident.wave += 1
+        await escalation.before_wave(session, ctx, incident, incident.wave)
         if await _send_wave(session, ctx, incident, policy):
             return
-    await _mark_unstaffed(session, ctx, incident, policy)
+    await _mark_unstaffed(session, ctx, incident)
 
 
 async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
@@ -150,7 +151,7 @@ async def _offer(
     return offer
 
 
-async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy) -> None:
+async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
     if incident.unstaffed:
         return
     incident.unstaffed = True
@@ -168,3 +169,4 @@ async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Inci
             "required": incident.required_guards,
         },
     )
+    await escalation.on_unstaffed(session, ctx, incident)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.dispatch import assignments, engagement, engine
+from app.dispatch import assignments, engagement, engine, escalation
 from app.incidents.schemas import IncidentCreate
 from app.incidents.service import create_incident
 from app.models import Incident
@@ -27,6 +27,7 @@ async def receive(
     """Store the incident (idempotently) and send its first wave; both commit together."""
     incident, created = await create_incident(session, ctx, principal, body, idempotency_key=idempotency_key)
     if created:
+        await escalation.on_intake(session, ctx, incident)
         if principal.guard_id is not None:
             await _assign_reporter(session, ctx, incident, principal.guard_id)
         await engine.start(session, ctx, incident)

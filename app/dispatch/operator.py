@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.dispatch import assignments, engagement, engine, offers
+from app.dispatch import assignments, engagement, engine, escalation, offers
 from app.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from app.incidents import lifecycle
 from app.incidents.service import change_status, lock_incident
-from app.models import Assignment, Guard, Incident, Offer, SecurityCompany
+from app.models import Assignment, Escalation, Guard, Incident, Offer, SecurityCompany
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -109,3 +109,20 @@ async def withdraw_offer(
         raise Conflict(f"offer '{offer_id}' is already {offer.outcome}", code="offer_closed")
     await engine.advance(session, ctx, incident)
     return offer
+
+
+async def escalate(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    incident_id: str,
+    note: str | None,
+    station_id: str | None,
+) -> Escalation:
+    """An operator escalates any open incident (to its station unless told otherwise)."""
+    incident = await lock_incident(session, principal, incident_id)
+    if incident.status not in lifecycle.OPEN:
+        raise InvalidTransition("escalate", "incident", incident.status)
+    return await escalation.escalate(
+        session, ctx, incident, "operator", principal.actor, note=note, station_id=station_id
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from app.schemas import Input, Location, LocationOut, Name, Note, Output, Phone, UtcDateTime
 
@@ -106,11 +106,53 @@ class AssignmentOut(Output):
     note: str | None
 
 
+class EscalationOut(Output):
+    id: str
+    incident_id: str
+    station_id: str
+    reason: str
+    status: str
+    outside_jurisdiction: bool
+    distance_to_jurisdiction_m: float | None
+    recommended_units: list[dict[str, Any]]
+    unit_id: str | None
+    note: str | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    acknowledged_at: UtcDateTime | None
+    police_on_scene_at: UtcDateTime | None
+    handed_over_at: UtcDateTime | None
+
+
 class IncidentDetail(IncidentOut):
     assigned_count: int
     wave: int
     offers: list[OfferOut]
     assignments: list[AssignmentOut]
+    escalations: list[EscalationOut]
+
+
+class EscalateRequest(Input):
+    note: Note | None = None
+    station_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
+class PoliceAction(Input):
+    """Body of police/ack, police/arrived and police/handover."""
+
+    unit_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    note: Note | None = None
+    station_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
+class InstructionIn(Input):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    guard_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
+class InstructionOut(BaseModel):
+    incident_id: str
+    guards: list[str]
 
 
 class AssignRequest(Input):

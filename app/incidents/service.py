@@ -19,7 +19,7 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.geo.sql import within_radius
 from app.ids import new_id
 from app.incidents.schemas import IncidentCreate, IncidentOut
-from app.models import Assignment, Event, Incident, Offer
+from app.models import Assignment, Escalation, Event, Incident, Offer
 
 _DEFAULT_SOURCE = {"user": "console", "api_key": "police", "guard": "guard"}
 
@@ -254,10 +254,13 @@ async def list_events(
 
 
 async def detail(session: AsyncSession, incident: Incident) -> dict[str, Any]:
-    """The incident with its offers and assignments, oldest first."""
+    """The incident with its offers, assignments and escalations, oldest first."""
     offers = (await session.scalars(select(Offer).where(Offer.incident_id == incident.id).order_by(Offer.id))).all()
     assignments = (
         await session.scalars(select(Assignment).where(Assignment.incident_id == incident.id).order_by(Assignment.id))
+    ).all()
+    escalations = (
+        await session.scalars(select(Escalation).where(Escalation.incident_id == incident.id).order_by(Escalation.id))
     ).all()
     return {
         **IncidentOut.model_validate(incident).model_dump(),
@@ -265,4 +268,5 @@ async def detail(session: AsyncSession, incident: Incident) -> dict[str, Any]:
         "wave": incident.wave,
         "offers": offers,
         "assignments": assignments,
+        "escalations": escalations,
     }

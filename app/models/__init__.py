@@ -4,9 +4,11 @@ from app.models.auth import ApiKey, GuardToken, User
 from app.models.base import Base
 from app.models.delivery import GuardChannel, GuardMessage, Timer
 from app.models.dispatch import Assignment, GuardEngagement, Offer
+from app.models.escalation import Escalation
 from app.models.incident import Event, Incident
 from app.models.presence import GuardPresence, PositionHistory
 from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompany
+from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiKey",
@@ -17,6 +19,7 @@ __all__ = [
     "Offer",
     "Timer",
     "Base",
+    "Escalation",
     "Event",
     "Guard",
     "GuardPresence",
@@ -27,4 +30,7 @@ __all__ = [
     "PositionHistory",
     "SecurityCompany",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

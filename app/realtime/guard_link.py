@@ -30,6 +30,7 @@ CLOSE_REPLACED = 4409
 CLOSE_FLOOD = 4429
 CLOSE_SLOW = 4008
 CLOSE_SHUTDOWN = 1001
+CLOSE_GRACE_S = 10.0
 
 
 class GuardLink:
@@ -79,7 +80,8 @@ class GuardLink:
         code, reason = self.closing or (1000, "")
         with contextlib.suppress(Exception):
             if self.ws.application_state == WebSocketState.CONNECTED:
-                await self.ws.close(code, reason)
+                # A stalled reader may never let the close frame out: bound the wait.
+                await asyncio.wait_for(self.ws.close(code, reason), CLOSE_GRACE_S)
 
     # Sending.
 

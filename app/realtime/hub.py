@@ -71,6 +71,10 @@ class Hub:
         self._subscriptions.add(subscription)
         return subscription
 
+    @property
+    def event_subscribers(self) -> int:
+        return len(self._subscriptions)
+
     def unsubscribe_events(self, subscription: EventSubscription) -> None:
         self._subscriptions.discard(subscription)
 

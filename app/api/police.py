@@ -1,0 +1,74 @@
+"""Escalation and the police side: /api/v1/incidents/{id}/escalate, /police/*, /instructions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import CtxDep, SessionDep, allow
+from app.dispatch import operator, police
+from app.incidents.schemas import (
+    EscalateRequest,
+    EscalationOut,
+    InstructionIn,
+    InstructionOut,
+    PoliceAction,
+)
+
+router = APIRouter(prefix="/incidents", tags=["police"])
+
+
+@router.post("/{incident_id}/escalate", response_model=EscalationOut)
+async def escalate(
+    principal: allow("incidents:operate"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: EscalateRequest | None = None,
+) -> object:
+    """Escalate to the police now; a repeat returns the same escalation (one per station)."""
+    body = body or EscalateRequest()
+    return await operator.escalate(session, ctx, principal, incident_id, body.note, body.station_id)
+
+
+async def _step(action: str, principal: object, incident_id: str, body: PoliceAction | None, session: SessionDep, ctx: CtxDep) -> object:
+    body = body or PoliceAction()
+    return await police.step(
+        session, ctx, principal, incident_id, action,  # type: ignore[arg-type]
+        unit_id=body.unit_id, note=body.note, station_id=body.station_id,
+    )
+
+
+@router.post("/{incident_id}/police/ack", response_model=EscalationOut)
+async def police_ack(
+    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+) -> object:
+    """The station acknowledges the escalation, optionally naming the unit it sends."""
+    return await _step("ack", principal, incident_id, body, session, ctx)
+
+
+@router.post("/{incident_id}/police/arrived", response_model=EscalationOut)
+async def police_arrived(
+    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+) -> object:
+    return await _step("arrived", principal, incident_id, body, session, ctx)
+
+
+@router.post("/{incident_id}/police/handover", response_model=EscalationOut)
+async def police_handover(
+    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+) -> object:
+    """Police take over: guards are stood down with a handover note; the incident resolves."""
+    return await _step("handover", principal, incident_id, body, session, ctx)
+
+
+@router.post("/{incident_id}/instructions", status_code=201, response_model=InstructionOut)
+async def send_instruction(
+    principal: allow("police:act", "incidents:operate"),
+    incident_id: str,
+    body: InstructionIn,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    """An instruction to the guards on the incident, delivered like offers (acked, replayed)."""
+    guards = await police.instruct(session, ctx, principal, incident_id, body.text, body.guard_id)
+    return {"incident_id": incident_id, "guards": guards}

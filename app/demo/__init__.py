@@ -1,0 +1,1 @@
+"""The Tianjin demo city: precincts, units, companies and guards for `seed-demo`."""

@@ -1,0 +1,1 @@
+"""Integrations with police systems: outbound webhooks and CAP export."""

@@ -1,0 +1,209 @@
+"""Webhook delivery: signed per Standard Webhooks, retried with backoff for over 24 hours.
+
+Deliveries are rows (the outbox); this worker sends the due ones concurrently, at most
+`webhook_concurrency_per_endpoint` at a time per subscription, each with a timeout, so a
+slow or dead receiver only ever delays itself. Every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
+
+from app.integrations.sealing import unseal
+from app.integrations.webhooks import deactivate
+from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait before attempt n+1 after attempt n failed (the Standard Webhooks /
+# Svix schedule): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — about 27.6 h in all.
+RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+EXCERPT_CHARS = 500
+
+
+def retry_delay(attempts: int, rng: random.Random) -> float | None:
+    """Delay before the next attempt after `attempts` failures (±10 % jitter), or None: give up."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    base = RETRY_DELAYS_S[attempts - 1]
+    return base * rng.uniform(0.9, 1.1)
+
+
+class WebhookSender:
+    """The delivery loop: claim what is due, send concurrently, record, reschedule."""
+
+    def __init__(self, ctx: AppContext, client: httpx.AsyncClient | None = None) -> None:
+        self.ctx = ctx
+        self._client = client
+        self._wake = asyncio.Event()
+        self._inflight: set[str] = set()
+        self._per_endpoint: dict[str, asyncio.Semaphore] = {}
+        self._overall = asyncio.Semaphore(64)
+        self._rng = random.Random()
+        ctx.clock.on_change(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        settings = self.ctx.settings
+        self._client = self._client or httpx.AsyncClient(
+            timeout=settings.webhook_timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": "guard-dispatch-webhooks/1"},
+        )
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    for delivery_id, subscription_id in await self._due():
+                        self._inflight.add(delivery_id)
+                        task = asyncio.create_task(self._deliver(delivery_id, subscription_id))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    next_due = await self._next_due()
+                except Exception:
+                    log.exception("webhook loop pass failed")
+                    next_due = None
+                await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=30.0)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self._client.aclose()
+
+    async def _due(self) -> list[tuple[str, str]]:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction(readonly=True) as session:
+            rows = (
+                await session.execute(
+                    select(WebhookDelivery.id, WebhookDelivery.subscription_id)
+                    .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                    .limit(self.ctx.settings.webhook_batch + len(self._inflight))
+                )
+            ).all()
+        return [(d, s) for d, s in rows if d not in self._inflight][: self.ctx.settings.webhook_batch]
+
+    async def _next_due(self) -> dt.datetime | None:
+        async with self.ctx.db.transaction(readonly=True) as session:
+            stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.status == "pending")
+            if self._inflight:
+                stmt = stmt.where(WebhookDelivery.id.not_in(self._inflight))
+            return await session.scalar(stmt)
+
+    async def _deliver(self, delivery_id: str, subscription_id: str) -> None:
+        limit = self._per_endpoint.setdefault(
+            subscription_id, asyncio.Semaphore(self.ctx.settings.webhook_concurrency_per_endpoint)
+        )
+        try:
+            async with limit, self._overall:
+                await self._attempt(delivery_id)
+        except Exception:
+            log.exception("webhook delivery %s failed unexpectedly", delivery_id)
+        finally:
+            self._inflight.discard(delivery_id)
+            self.wake()
+
+    async def _attempt(self, delivery_id: str) -> None:
+        ctx = self.ctx
+        async with ctx.db.transaction(readonly=True) as session:
+            row = (
+                await session.execute(
+                    select(WebhookDelivery, WebhookSubscription)
+                    .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+                    .where(WebhookDelivery.id == delivery_id)
+                )
+            ).first()
+        if row is None:
+            return
+        delivery, subscription = row
+        if delivery.status != "pending" or not subscription.active:
+            return
+        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
+        sent_at = dt.datetime.now(dt.UTC)
+        secret = unseal(subscription.sealed_secret, ctx.settings.secret_key.get_secret_value())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(delivery.id, sent_at, body),
+        }
+        started = time.perf_counter()
+        status_code: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
+        try:
+            assert self._client is not None
+            response = await self._client.post(subscription.url, content=body, headers=headers)
+            status_code = response.status_code
+            excerpt = response.text[:EXCERPT_CHARS]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        latency_ms = (time.perf_counter() - started) * 1000
+        ok = status_code is not None and 200 <= status_code < 300
+        ctx.metrics.webhook_attempts.labels("ok" if ok else "error" if status_code is None else str(status_code)).inc()
+        await self._record(delivery.id, subscription.id, status_code, latency_ms, excerpt, error, ok)
+
+    async def _record(
+        self,
+        delivery_id: str,
+        subscription_id: str,
+        status_code: int | None,
+        latency_ms: float,
+        excerpt: str | None,
+        error: str | None,
+        ok: bool,
+    ) -> None:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        gone = status_code == 410
+        async with ctx.db.transaction(serial=gone) as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.status != "pending":
+                return
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery_id,
+                    attempted_at=now,
+                    status_code=status_code,
+                    latency_ms=round(latency_ms, 2),
+                    response_excerpt=excerpt,
+                    error=error,
+                )
+            )
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            if ok:
+                delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+            elif gone:
+                subscription = await session.get(WebhookSubscription, subscription_id)
+                assert subscription is not None
+                await deactivate(session, ctx, subscription, "receiver answered 410 Gone", "system:webhooks")
+                delivery.status, delivery.next_attempt_at = "failed", None
+            else:
+                delay = retry_delay(delivery.attempts, self._rng)
+                if delay is None:
+                    delivery.status, delivery.next_attempt_at = "failed", None
+                else:
+                    delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until nothing is in flight (tests and shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._inflight:
+                await asyncio.sleep(0.01)

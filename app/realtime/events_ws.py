@@ -1,0 +1,173 @@
+"""/ws/events: the live event stream for consoles and command-centre integrations.
+
+Subscribe first, then backfill from the log after `?after=<event id>`, then live, with
+duplicates dropped by id: a reconnect with the last id seen has no gap and no repeat.
+A client that reads too slowly is closed with 4008 and can resume the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, WebSocket
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.deps import bearer_token
+from app.auth.principal import Principal, resolve_token
+from app.clock import isoformat
+from app.events.log import event_json
+from app.models import Event
+from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_SLOW, CLOSE_UNAUTHORIZED
+from app.realtime.guard_ws import origin_allowed
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+
+router = APIRouter()
+CLOSE_FORBIDDEN = 4403
+BACKFILL_PAGE = 500
+CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to drain before the socket is dropped
+
+
+async def _principal(ctx: AppContext, ws: WebSocket) -> Principal | None:
+    token = bearer_token(ws.headers.get("authorization"))
+    if token is None:
+        try:
+            first = json.loads(await asyncio.wait_for(ws.receive_text(), ctx.settings.ws_hello_timeout_s))
+        except (TimeoutError, ValueError, KeyError):
+            return None
+        token = first.get("token") if isinstance(first, dict) and first.get("type") == "hello" else None
+        if not isinstance(token, str):
+            return None
+    async with ctx.db.transaction(readonly=True) as session:
+        return await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
+
+
+def _parse_after(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ValueError("after must be an event id")
+    return int(raw)
+
+
+@router.websocket("/ws/events")
+async def event_stream(ws: WebSocket) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    if not origin_allowed(ws.headers.get("origin"), ctx.settings.ws_allowed_origins):
+        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+        return
+    await ws.accept()
+    try:
+        after = _parse_after(ws.query_params.get("after"))
+    except ValueError as exc:
+        await ws.send_text(json.dumps({"type": "error", "code": "invalid_query", "message": str(exc)}))
+        await ws.close(1008, "invalid query")
+        return
+    station_id = ws.query_params.get("station_id") or None
+    try:
+        principal = await _principal(ctx, ws)
+    except WebSocketDisconnect:
+        return
+    if principal is None:
+        await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing token")
+        return
+    if "events:read" not in principal.permissions:
+        await ws.close(CLOSE_FORBIDDEN, "token may not read the event stream")
+        return
+    if principal.station_id is not None:
+        if station_id not in (None, principal.station_id):
+            await ws.close(CLOSE_FORBIDDEN, f"scoped to station {principal.station_id}")
+            return
+        station_id = principal.station_id
+    await _serve(ctx, ws, station_id, after)
+
+
+async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: int | None) -> None:
+    subscription = ctx.hub.subscribe_events(station_id, ctx.settings.stream_queue_size)
+    ctx.metrics.stream_connections.inc()
+    reader = asyncio.create_task(_drain_client(ws))
+    overflow = asyncio.create_task(subscription.overflowed.wait())
+    last = 0
+    try:
+        last = after if after is not None else await _latest_id(ctx)
+        await _send(ws, {"type": "stream.start", "after": str(last), "station_id": station_id})
+        if after is not None:
+            last = await _backfill(ctx, ws, station_id, last, overflow)
+        heartbeat_s = ctx.settings.stream_heartbeat_s
+        while not reader.done() and not overflow.done():
+            get = asyncio.create_task(subscription.queue.get())
+            done, _ = await asyncio.wait(
+                {get, overflow, reader}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if get not in done:
+                get.cancel()
+                if not done:
+                    beat = {"type": "heartbeat", "at": isoformat(ctx.clock.now()), "last_event_id": str(last)}
+                    await _send_unless(ws, beat, overflow)
+                continue
+            event = get.result()
+            if int(event["id"]) > last and await _send_unless(ws, event, overflow):
+                last = int(event["id"])
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        reader.cancel()
+        ctx.hub.unsubscribe_events(subscription)
+        ctx.metrics.stream_connections.dec()
+    if overflow.done():
+        # The close frame queues behind what the client has not read yet.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(CLOSE_SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S)
+    overflow.cancel()
+
+
+async def _send_unless(ws: WebSocket, payload: dict[str, Any], overflow: asyncio.Task[Any]) -> bool:
+    """Send, unless the subscriber overflows while the send is stuck on a full socket."""
+    send = asyncio.create_task(_send(ws, payload))
+    done, _ = await asyncio.wait({send, overflow}, return_when=asyncio.FIRST_COMPLETED)
+    if send in done:
+        send.result()
+        return True
+    send.cancel()
+    return False
+
+
+async def _latest_id(ctx: AppContext) -> int:
+    async with ctx.db.transaction(readonly=True) as session:
+        latest = await session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
+    return int(latest or 0)
+
+
+async def _backfill(
+    ctx: AppContext, ws: WebSocket, station_id: str | None, last: int, overflow: asyncio.Task[Any]
+) -> int:
+    while True:
+        async with ctx.db.transaction(readonly=True) as session:
+            stmt = select(Event).where(Event.id > last).order_by(Event.id).limit(BACKFILL_PAGE)
+            if station_id is not None:
+                stmt = stmt.where(Event.station_id == station_id)
+            events = list((await session.scalars(stmt)).all())
+        for event in events:
+            if not await _send_unless(ws, event_json(event), overflow):
+                return last
+            last = event.id
+        if len(events) < BACKFILL_PAGE:
+            return last
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Read (and ignore) client frames so a close is noticed; ends when the client goes."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+async def _send(ws: WebSocket, payload: dict[str, Any]) -> None:
+    await ws.send_text(json.dumps(payload, separators=(",", ":")))
