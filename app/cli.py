@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("create-api-key", help="create an integration API key (printed once)")
     key.add_argument("--name", required=True)
-    key.add_argument("--scopes", required=True, help="comma-separated, e.g. incidents:write,police:act")
+    key.add_argument(
+        "--scopes", required=True, help="comma-separated, e.g. incidents:write,police:act"
+    )
     key.add_argument("--station", help="limit the key to one station's incidents")
     key.set_defaults(handler=_create_api_key)
 

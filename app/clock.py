@@ -22,7 +22,9 @@ class Clock:
         """Call `listener` whenever the clock jumps (only a ManualClock does)."""
         self._listeners.append(listener)
 
-    async def sleep_until(self, when: dt.datetime | None, wake: asyncio.Event, cap_s: float) -> None:
+    async def sleep_until(
+        self, when: dt.datetime | None, wake: asyncio.Event, cap_s: float
+    ) -> None:
         """Sleep until `when` (at most `cap_s`), or until `wake` is set."""
         delay = cap_s if when is None else (when - self.now()).total_seconds()
         delay = max(0.0, min(delay, cap_s))
@@ -50,7 +52,9 @@ class ManualClock(Clock):
             listener()
         return self._now
 
-    async def sleep_until(self, when: dt.datetime | None, wake: asyncio.Event, cap_s: float) -> None:
+    async def sleep_until(
+        self, when: dt.datetime | None, wake: asyncio.Event, cap_s: float
+    ) -> None:
         if when is not None and when <= self._now:
             return
         # Real time still passes for I/O; only a jump of this clock or `wake` ends the wait.

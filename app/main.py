@@ -20,17 +20,17 @@ from app.auth.throttle import LoginThrottle
 from app.clock import Clock
 from app.context import AppContext
 from app.db import Database
-from app.events.log import EventLog
 from app.dispatch import escalation, offers, roster
 from app.dispatch.engine import OFFER_EXPIRY
 from app.dispatch.timers import Scheduler
+from app.events.log import EventLog
 from app.geo.live_index import LiveIndex
 from app.geo.zones import JurisdictionIndex, parse_jurisdiction
+from app.integrations.delivery import WebhookSender
+from app.integrations.webhooks import WebhookOutbox
 from app.migrate import ensure_sqlite_directory
 from app.models import PoliceStation
 from app.observability import Metrics, RequestContextMiddleware
-from app.integrations.delivery import WebhookSender
-from app.integrations.webhooks import WebhookOutbox
 from app.realtime import events_ws, guard_ws
 from app.realtime.guard_link import CLOSE_SHUTDOWN
 from app.realtime.hub import Hub
@@ -64,14 +64,17 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ctx.events.outbox_writers.append(WebhookOutbox(ctx))
     ctx.positions = PositionWriter(ctx)
     ctx.scheduler = Scheduler(
-        ctx, {OFFER_EXPIRY: offers.expire, escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline}
+        ctx,
+        {OFFER_EXPIRY: offers.expire, escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline},
     )
     return ctx
 
 
 async def load_jurisdictions(ctx: AppContext) -> None:
     async with ctx.db.transaction(readonly=True) as session:
-        stations = (await session.execute(select(PoliceStation.id, PoliceStation.jurisdiction))).all()
+        stations = (
+            await session.execute(select(PoliceStation.id, PoliceStation.jurisdiction))
+        ).all()
     ctx.jurisdictions.load({sid: parse_jurisdiction(geojson) for sid, geojson in stations})
 
 

@@ -55,7 +55,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
-            "dispatch_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+            "dispatch_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=r,
         )
         self.http_latency = Histogram(
             "dispatch_http_request_seconds", "HTTP request latency", ["method", "route"], registry=r

@@ -157,7 +157,9 @@ class Harness:
 
     # Requests as admin unless told otherwise ---------------------------------------
 
-    async def post(self, path: str, body: Any = None, *, role: str = "admin", **kw: Any) -> httpx.Response:
+    async def post(
+        self, path: str, body: Any = None, *, role: str = "admin", **kw: Any
+    ) -> httpx.Response:
         return await self.client.post(path, json=body, headers=await self.headers(role), **kw)
 
     async def get(self, path: str, *, role: str = "admin", **kw: Any) -> httpx.Response:

@@ -31,9 +31,13 @@ class Phone:
     def id(self) -> str:
         return str(self.guard["id"])
 
-    async def connect(self, *, resume_after: int | None = None, token_in_hello: bool = False) -> dict[str, Any]:
+    async def connect(
+        self, *, resume_after: int | None = None, token_in_hello: bool = False
+    ) -> dict[str, Any]:
         headers = {} if token_in_hello else {"Authorization": f"Bearer {self.token}"}
-        self.ws = await connect(f"{self.harness.ws_url}/ws/guard", additional_headers=headers, open_timeout=WAIT_S)
+        self.ws = await connect(
+            f"{self.harness.ws_url}/ws/guard", additional_headers=headers, open_timeout=WAIT_S
+        )
         hello: dict[str, Any] = {"type": "hello"}
         if resume_after is not None:
             hello["resume_after"] = resume_after
@@ -56,7 +60,9 @@ class Phone:
         assert self.ws is not None
         return dict(json.loads(await asyncio.wait_for(self.ws.recv(), timeout)))
 
-    async def expect(self, frame_type: str, timeout: float = WAIT_S, **match: Any) -> dict[str, Any]:
+    async def expect(
+        self, frame_type: str, timeout: float = WAIT_S, **match: Any
+    ) -> dict[str, Any]:
         """The next frame of this type (and fields); earlier frames stay in `inbox`."""
         for i, frame in enumerate(self.inbox):
             if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
@@ -86,7 +92,16 @@ class Phone:
         await self.expect("pong")
 
     async def locate(self, lat: float, lon: float, **extra: Any) -> None:
-        await self.send({"type": "location", "lat": lat, "lon": lon, "accuracy_m": 5, "at": isoformat(self.harness.now()), **extra})
+        await self.send(
+            {
+                "type": "location",
+                "lat": lat,
+                "lon": lon,
+                "accuracy_m": 5,
+                "at": isoformat(self.harness.now()),
+                **extra,
+            }
+        )
 
     async def on_duty(self, lat: float, lon: float) -> None:
         await self.send({"type": "duty", "on": True})
@@ -112,7 +127,9 @@ class Phone:
             return closed.rcvd.code if closed.rcvd else None
 
 
-def offset(center: tuple[float, float], north_m: float = 0.0, east_m: float = 0.0) -> tuple[float, float]:
+def offset(
+    center: tuple[float, float], north_m: float = 0.0, east_m: float = 0.0
+) -> tuple[float, float]:
     """A point this many metres north/east of `center`."""
     lat, lon = center
     return (

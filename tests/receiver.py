@@ -58,12 +58,23 @@ class Receiver:
             status = self.statuses.popleft() if self.statuses else 200
         finally:
             self.in_flight -= 1
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "http.response.body", "body": f"status {status}".encode()})
 
     async def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", interface="asgi3"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            interface="asgi3",
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
@@ -89,7 +100,10 @@ class Receiver:
 def verify_signature(secret: str, received: Received) -> bool:
     """Standard Webhooks verification with the standard library only."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{received.headers['webhook-id']}.{received.headers['webhook-timestamp']}.".encode() + received.body
+    signed = (
+        f"{received.headers['webhook-id']}.{received.headers['webhook-timestamp']}.".encode()
+        + received.body
+    )
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     return any(
         hmac.compare_digest(expected, candidate.split(",", 1)[1])

@@ -41,7 +41,11 @@ async def test_every_route_declares_an_access_rule(harness: Harness) -> None:
 
 async def test_every_route_refuses_a_missing_or_bad_token(harness: Harness) -> None:
     for method, path, _ in api_routes(harness):
-        for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic Zm9vOmJhcg=="}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer not-a-token"},
+            {"Authorization": "Basic Zm9vOmJhcg=="},
+        ):
             response = await harness.client.request(method, path, json={}, headers=headers)
             assert response.status_code == 401, f"{method} {path} {headers}: {response.status_code}"
             assert response.json()["error"]["code"] in ("unauthorized", "invalid_token")
@@ -53,7 +57,9 @@ async def test_every_route_enforces_its_rule_for_each_role(harness: Harness) -> 
     guard = await harness.make_guard(company["id"])
     device = (await harness.post(f"/api/v1/guards/{guard['id']}/tokens")).json()["token"]
     callers = {
-        role: await harness.token(role, **({"company_id": company["id"]} if role == "company_manager" else {}))
+        role: await harness.token(
+            role, **({"company_id": company["id"]} if role == "company_manager" else {})
+        )
         for role in ("admin", "operator", "supervisor", "company_manager")
     }
     callers["integration"] = await harness.api_key(sorted(INTEGRATION_SCOPES))
@@ -84,8 +90,13 @@ async def test_token_endpoint_issues_a_bearer_token(harness: Harness) -> None:
     )
     assert response.status_code == 200
     body = response.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == harness.ctx.settings.access_token_ttl_s
-    me = await harness.client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert (
+        body["token_type"] == "bearer"
+        and body["expires_in"] == harness.ctx.settings.access_token_ttl_s
+    )
+    me = await harness.client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
     assert me.status_code == 200
 
 
@@ -93,7 +104,9 @@ async def test_token_endpoint_issues_a_bearer_token(harness: Harness) -> None:
     "form",
     [{"username": "nobody", "password": "whatever-pass"}, {"username": "", "password": ""}, {}],
 )
-async def test_token_endpoint_rejects_bad_credentials(harness: Harness, form: dict[str, str]) -> None:
+async def test_token_endpoint_rejects_bad_credentials(
+    harness: Harness, form: dict[str, str]
+) -> None:
     response = await harness.client.post("/api/v1/auth/token", data=form)
     assert response.status_code in (401, 422)
     assert "error" in response.json()
@@ -122,12 +135,16 @@ async def test_revoked_api_key_and_guard_token_stop_working(harness: Harness) ->
     assert key["key"].startswith(key["id"] + ".")
     use = {"Authorization": f"Bearer {key['key']}"}
     assert (await harness.client.get("/api/v1/incidents", headers=use)).status_code == 200
-    assert (await harness.client.delete(f"/api/v1/api-keys/{key['id']}", headers=admin)).status_code == 204
+    assert (
+        await harness.client.delete(f"/api/v1/api-keys/{key['id']}", headers=admin)
+    ).status_code == 204
     assert_error(await harness.client.get("/api/v1/incidents", headers=use), 401, "invalid_token")
 
     guard = await harness.make_guard()
     token = (await harness.post(f"/api/v1/guards/{guard['id']}/tokens")).json()
-    revoke = await harness.client.delete(f"/api/v1/guards/{guard['id']}/tokens/{token['token_id']}", headers=admin)
+    revoke = await harness.client.delete(
+        f"/api/v1/guards/{guard['id']}/tokens/{token['token_id']}", headers=admin
+    )
     assert revoke.status_code == 204
 
 
@@ -140,7 +157,9 @@ async def test_api_key_with_unknown_scope_is_422(harness: Harness) -> None:
 async def test_tampered_secret_is_refused(harness: Harness) -> None:
     key = await harness.api_key(["incidents:read"])
     tampered = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
-    response = await harness.client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {tampered}"})
+    response = await harness.client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {tampered}"}
+    )
     assert_error(response, 401, "invalid_token")
 
 
@@ -153,5 +172,7 @@ async def test_deactivated_user_token_stops_working(harness: Harness) -> None:
     token = await harness.login(username)
     async with harness.ctx.db.transaction() as session:
         await session.execute(update(User).where(User.username == username).values(active=False))
-    response = await harness.client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {token}"})
+    response = await harness.client.get(
+        "/api/v1/incidents", headers={"Authorization": f"Bearer {token}"}
+    )
     assert_error(response, 401, "invalid_token")

@@ -28,12 +28,22 @@ def text(root: ET.Element, path: str) -> str | None:
     ],
 )
 async def test_incident_renders_as_a_cap_alert(
-    harness: Harness, area: tuple[float, float], category: str, priority: int,
-    cap_category: str, urgency: str, severity: str, certainty: str,
+    harness: Harness,
+    area: tuple[float, float],
+    category: str,
+    priority: int,
+    cap_category: str,
+    urgency: str,
+    severity: str,
+    certainty: str,
 ) -> None:
-    incident = await harness.make_incident(area, category=category, priority=priority, address="1 Nanjing Road")
+    incident = await harness.make_incident(
+        area, category=category, priority=priority, address="1 Nanjing Road"
+    )
     response = await harness.get(f"/api/v1/incidents/{incident['id']}/cap")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("application/cap+xml")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/cap+xml"
+    )
     root = ET.fromstring(response.content)
     assert root.tag == "{urn:oasis:names:tc:emergency:cap:1.2}alert"
     order = [child.tag.split("}")[1] for child in root]
@@ -55,7 +65,9 @@ async def test_incident_renders_as_a_cap_alert(
     assert (lat, lon) == pytest.approx(area) and float(radius) > 0
 
 
-async def test_cancelled_incident_is_a_cap_cancel_and_unknown_is_404(harness: Harness, area: tuple[float, float]) -> None:
+async def test_cancelled_incident_is_a_cap_cancel_and_unknown_is_404(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     incident = await harness.make_incident(area)
     await harness.post(f"/api/v1/incidents/{incident['id']}/cancel", role="operator")
     root = ET.fromstring((await harness.get(f"/api/v1/incidents/{incident['id']}/cap")).content)

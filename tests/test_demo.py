@@ -15,12 +15,16 @@ pytestmark = pytest.mark.usefixtures("backend")
 async def counts(harness: Harness) -> dict[str, int]:
     async with harness.ctx.db.transaction(readonly=True) as session:
         return {
-            model.__tablename__: int(await session.scalar(select(func.count()).select_from(model)) or 0)
+            model.__tablename__: int(
+                await session.scalar(select(func.count()).select_from(model)) or 0
+            )
             for model in (Guard, GuardPresence, PoliceStation, SecurityCompany, User)
         }
 
 
-async def test_seed_demo_is_idempotent_and_believable(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_seed_demo_is_idempotent_and_believable(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = await counts(harness)
     await seed_demo(harness.ctx)
     first = capsys.readouterr().out

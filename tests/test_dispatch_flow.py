@@ -41,36 +41,70 @@ async def test_whole_flow_nearest_accepts_others_withdrawn_then_cleared_resolves
     assert assignment["incident"]["id"] == incident["id"] and assignment["status"] == "en_route"
     for other in (mid, far):
         withdrawn = await other.expect("offer.withdrawn")
-        assert withdrawn == {**withdrawn, "offer_id": offers[other.id]["offer_id"], "reason": "filled"}
+        assert withdrawn == {
+            **withdrawn,
+            "offer_id": offers[other.id]["offer_id"],
+            "reason": "filled",
+        }
 
-    late = await mid.send({"type": "offer.accept", "offer_id": offers[mid.id]["offer_id"]}) or await mid.expect("offer.withdrawn")
+    late = await mid.send(
+        {"type": "offer.accept", "offer_id": offers[mid.id]["offer_id"]}
+    ) or await mid.expect("offer.withdrawn")
     assert late["offer_id"] == offers[mid.id]["offer_id"]
 
     for status in ("on_scene", "cleared"):
-        await near.send({"type": "assignment.status", "assignment_id": assignment["assignment_id"], "status": status})
+        await near.send(
+            {
+                "type": "assignment.status",
+                "assignment_id": assignment["assignment_id"],
+                "status": status,
+            }
+        )
         update = await near.expect("incident.update")
     assert update["incident"]["status"] == "resolved"
 
     detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
     assert detail["status"] == "resolved" and detail["assigned_count"] == 1
-    assert {o["guard_id"]: o["outcome"] for o in detail["offers"]} == {near.id: "accepted", mid.id: "withdrawn", far.id: "withdrawn"}
+    assert {o["guard_id"]: o["outcome"] for o in detail["offers"]} == {
+        near.id: "accepted",
+        mid.id: "withdrawn",
+        far.id: "withdrawn",
+    }
     assert [a["status"] for a in detail["assignments"]] == ["cleared"]
     types = [e["type"] for e in await timeline(harness, incident["id"])]
-    for expected in ("incident.created", "incident.dispatching", "dispatch.wave", "offer.sent", "offer.accepted",
-                     "incident.assigned", "offer.withdrawn", "assignment.on_scene", "incident.on_scene",
-                     "assignment.cleared", "incident.resolved"):
+    for expected in (
+        "incident.created",
+        "incident.dispatching",
+        "dispatch.wave",
+        "offer.sent",
+        "offer.accepted",
+        "incident.assigned",
+        "offer.withdrawn",
+        "assignment.on_scene",
+        "incident.on_scene",
+        "assignment.cleared",
+        "incident.resolved",
+    ):
         assert expected in types, expected
-    assert types.index("offer.accepted") < types.index("incident.assigned") < types.index("assignment.on_scene")
+    assert (
+        types.index("offer.accepted")
+        < types.index("incident.assigned")
+        < types.index("assignment.on_scene")
+    )
     for phone in (near, mid, far):
         await phone.close()
 
 
-async def test_decline_waits_for_the_wave_then_the_next_wave_goes_wider(harness: Harness, area: tuple[float, float]) -> None:
+async def test_decline_waits_for_the_wave_then_the_next_wave_goes_wider(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     close_by = [await guard_at(harness, offset(area, east_m=100 * (i + 1))) for i in range(3)]
     outer = await guard_at(harness, offset(area, east_m=2000))  # outside the first 1 km wave
     incident = await harness.make_incident(area, priority=3)
     offers = [await p.expect("offer") for p in close_by]
-    await close_by[0].send({"type": "offer.decline", "offer_id": offers[0]["offer_id"], "reason": "busy"})
+    await close_by[0].send(
+        {"type": "offer.decline", "offer_id": offers[0]["offer_id"], "reason": "busy"}
+    )
     await outer.quiet("offer")  # two offers still pending: no new wave yet
     for phone, offer in zip(close_by[1:], offers[1:], strict=True):
         await phone.send({"type": "offer.decline", "offer_id": offer["offer_id"]})
@@ -82,7 +116,9 @@ async def test_decline_waits_for_the_wave_then_the_next_wave_goes_wider(harness:
         await phone.close()
 
 
-async def test_silence_expires_offers_server_side_and_widens(harness: Harness, area: tuple[float, float]) -> None:
+async def test_silence_expires_offers_server_side_and_widens(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     silent = await guard_at(harness, offset(area, north_m=200))
     outer = await guard_at(harness, offset(area, north_m=1800))
     incident = await harness.make_incident(area, priority=3)  # offer timeout 30 s
@@ -96,13 +132,18 @@ async def test_silence_expires_offers_server_side_and_widens(harness: Harness, a
     wider = await outer.expect("offer")
     assert wider["wave"] == 2
     await silent.quiet("offer")  # who let it expire is not asked again
-    outcomes = {o["guard_id"]: o["outcome"] for o in (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["offers"]}
+    outcomes = {
+        o["guard_id"]: o["outcome"]
+        for o in (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["offers"]
+    }
     assert outcomes == {silent.id: "expired", outer.id: None}
     await silent.close()
     await outer.close()
 
 
-async def test_no_guard_anywhere_marks_unstaffed(harness: Harness, area: tuple[float, float]) -> None:
+async def test_no_guard_anywhere_marks_unstaffed(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     incident = await harness.make_incident(area, priority=2)
     assert incident["unstaffed"] is True
     events = await timeline(harness, incident["id"])
@@ -110,11 +151,17 @@ async def test_no_guard_anywhere_marks_unstaffed(harness: Harness, area: tuple[f
     assert waves == [500, 1000, 2000, 5000]
     unstaffed = [e for e in events if e["type"] == "incident.unstaffed"]
     assert unstaffed and unstaffed[0]["data"] == {"waves": 4, "assigned": 0, "required": 1}
-    listed = (await harness.get("/api/v1/incidents", params={"near": f"{area[0]},{area[1]}", "radius_m": 10})).json()
+    listed = (
+        await harness.get(
+            "/api/v1/incidents", params={"near": f"{area[0]},{area[1]}", "radius_m": 10}
+        )
+    ).json()
     assert listed["items"][0]["unstaffed"] is True
 
 
-async def test_medical_needs_first_aid_and_skips_the_nearer_guard_without_it(harness: Harness, area: tuple[float, float]) -> None:
+async def test_medical_needs_first_aid_and_skips_the_nearer_guard_without_it(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     untrained = await guard_at(harness, offset(area, north_m=50), skills=["patrol_vehicle"])
     medic = await guard_at(harness, offset(area, north_m=400), skills=["first_aid"])
     await harness.make_incident(area, category="medical", priority=2)
@@ -124,13 +171,20 @@ async def test_medical_needs_first_aid_and_skips_the_nearer_guard_without_it(har
     await medic.close()
 
 
-async def test_vehicle_guard_outranks_a_nearer_walker(harness: Harness, area: tuple[float, float]) -> None:
+async def test_vehicle_guard_outranks_a_nearer_walker(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     walker = await guard_at(harness, offset(area, north_m=300), skills=["first_aid"])
-    driver = await guard_at(harness, offset(area, north_m=900), skills=["first_aid", "patrol_vehicle"])
+    driver = await guard_at(
+        harness, offset(area, north_m=900), skills=["first_aid", "patrol_vehicle"]
+    )
     incident = await harness.make_incident(area, category="theft", priority=3)
     assert (await driver.expect("offer"))["travel_mode"] == "vehicle"
     await walker.expect("offer")
-    ranks = {o["guard_id"]: o["rank"] for o in (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["offers"]}
+    ranks = {
+        o["guard_id"]: o["rank"]
+        for o in (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()["offers"]
+    }
     assert ranks == {driver.id: 1, walker.id: 2}
     await walker.close()
     await driver.close()
@@ -147,7 +201,9 @@ async def test_stale_position_is_skipped(harness: Harness, area: tuple[float, fl
     await fresh.close()
 
 
-async def test_priority_one_needs_two_guards_and_the_third_accept_is_withdrawn(harness: Harness, area: tuple[float, float]) -> None:
+async def test_priority_one_needs_two_guards_and_the_third_accept_is_withdrawn(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phones = [await guard_at(harness, offset(area, north_m=50 * (i + 1))) for i in range(3)]
     incident = await harness.make_incident(area, category="robbery", priority=1)
     offers = [await p.expect("offer") for p in phones]
@@ -162,40 +218,58 @@ async def test_priority_one_needs_two_guards_and_the_third_accept_is_withdrawn(h
         await phone.close()
 
 
-async def test_operator_assign_overrides_matching_and_withdraws_pending_offers(harness: Harness, area: tuple[float, float]) -> None:
+async def test_operator_assign_overrides_matching_and_withdraws_pending_offers(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     offered = await guard_at(harness, offset(area, north_m=100))
     chosen = await guard_at(harness, offset(area, north_m=4000))
     incident = await harness.make_incident(area, priority=3)
     await offered.expect("offer")
-    response = await harness.post(f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": chosen.id, "note": "knows the site"}, role="operator")
+    response = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/assign",
+        {"guard_id": chosen.id, "note": "knows the site"},
+        role="operator",
+    )
     assert response.status_code == 201, response.text
     assert response.json()["source"] == "operator" and response.json()["status"] == "en_route"
     assert (await chosen.expect("assignment"))["incident"]["id"] == incident["id"]
     assert (await offered.expect("offer.withdrawn"))["reason"] == "filled"
-    again = await harness.post(f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": chosen.id}, role="operator")
+    again = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": chosen.id}, role="operator"
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_assigned"
-    missing = await harness.post(f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": "grd_missing"}, role="operator")
+    missing = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": "grd_missing"}, role="operator"
+    )
     assert missing.status_code == 422 and missing.json()["error"]["message"].startswith("guard_id:")
     await offered.close()
     await chosen.close()
 
 
-async def test_operator_withdraws_an_offer_and_the_next_wave_goes_out(harness: Harness, area: tuple[float, float]) -> None:
+async def test_operator_withdraws_an_offer_and_the_next_wave_goes_out(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     first = await guard_at(harness, offset(area, north_m=100))
     outer = await guard_at(harness, offset(area, north_m=2500))
     incident = await harness.make_incident(area, priority=3)
     offer = await first.expect("offer")
-    response = await harness.post(f"/api/v1/incidents/{incident['id']}/offers/{offer['offer_id']}/withdraw", role="operator")
+    response = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/offers/{offer['offer_id']}/withdraw", role="operator"
+    )
     assert response.status_code == 200 and response.json()["outcome"] == "withdrawn"
     assert (await first.expect("offer.withdrawn"))["reason"] == "operator"
     assert (await outer.expect("offer"))["wave"] == 2
-    twice = await harness.post(f"/api/v1/incidents/{incident['id']}/offers/{offer['offer_id']}/withdraw", role="operator")
+    twice = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/offers/{offer['offer_id']}/withdraw", role="operator"
+    )
     assert twice.status_code == 409
     await first.close()
     await outer.close()
 
 
-async def test_cancel_withdraws_offers_and_stands_assigned_guards_down(harness: Harness, area: tuple[float, float]) -> None:
+async def test_cancel_withdraws_offers_and_stands_assigned_guards_down(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     a = await guard_at(harness, offset(area, north_m=100))
     b = await guard_at(harness, offset(area, north_m=200))
     incident = await harness.make_incident(area, priority=1, category="assault")
@@ -203,24 +277,43 @@ async def test_cancel_withdraws_offers_and_stands_assigned_guards_down(harness: 
     await b.expect("offer")
     await a.send({"type": "offer.accept", "offer_id": offer_a["offer_id"]})
     await a.expect("assignment")
-    cancelled = await harness.post(f"/api/v1/incidents/{incident['id']}/cancel", {"note": "caller withdrew"}, role="operator")
+    cancelled = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/cancel", {"note": "caller withdrew"}, role="operator"
+    )
     assert cancelled.json()["status"] == "cancelled"
     assert (await b.expect("offer.withdrawn"))["reason"] == "cancelled"
     update = await a.expect("incident.update")
     assert update["incident"]["status"] == "cancelled" and update["note"] == "caller withdrew"
     # Both are free again for the next incident.
-    nearby = (await harness.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1], "radius_m": 500})).json()
+    nearby = (
+        await harness.get(
+            "/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1], "radius_m": 500}
+        )
+    ).json()
     assert {i["guard"]["id"] for i in nearby["items"]} == {a.id, b.id}
     await a.close()
     await b.close()
 
 
-async def test_guard_report_creates_an_incident_assigned_to_the_reporter(harness: Harness, area: tuple[float, float]) -> None:
+async def test_guard_report_creates_an_incident_assigned_to_the_reporter(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     reporter = await guard_at(harness, area)
-    await reporter.send({"type": "report", "category": "suspicious", "description": "man trying car doors", "lat": area[0], "lon": area[1]})
+    await reporter.send(
+        {
+            "type": "report",
+            "category": "suspicious",
+            "description": "man trying car doors",
+            "lat": area[0],
+            "lon": area[1],
+        }
+    )
     accepted = await reporter.expect("report.accepted")
     assignment = await reporter.expect("assignment")
-    assert assignment["incident"]["id"] == accepted["incident_id"] and assignment["status"] == "on_scene"
+    assert (
+        assignment["incident"]["id"] == accepted["incident_id"]
+        and assignment["status"] == "on_scene"
+    )
     incident = (await harness.get(f"/api/v1/incidents/{accepted['incident_id']}")).json()
     assert incident["source"] == "guard" and incident["status"] == "on_scene"
     assert incident["created_by"] == f"guard:{reporter.id}"
@@ -230,24 +323,36 @@ async def test_guard_report_creates_an_incident_assigned_to_the_reporter(harness
     await reporter.close()
 
 
-async def test_nearby_lists_dispatchable_guards_nearest_first(harness: Harness, area: tuple[float, float]) -> None:
+async def test_nearby_lists_dispatchable_guards_nearest_first(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     second = await guard_at(harness, offset(area, east_m=300))
     first = await guard_at(harness, offset(area, east_m=100))
     off = await guard_at(harness, offset(area, east_m=50))
     await off.send({"type": "duty", "on": False})
     await off.expect("duty.updated", on=False)
-    response = await harness.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1], "radius_m": 1000, "limit": 5}, role="operator")
+    response = await harness.get(
+        "/api/v1/guards/nearby",
+        params={"lat": area[0], "lon": area[1], "radius_m": 1000, "limit": 5},
+        role="operator",
+    )
     items = response.json()["items"]
     assert [i["guard"]["id"] for i in items] == [first.id, second.id]
-    assert 95 < items[0]["distance_m"] < 105 and items[0]["eta_s"] == round(items[0]["distance_m"] / 1.4)
-    assert items[0]["position"]["lat"] == pytest.approx(area[0]) and items[0]["seen_at"].endswith("Z")
+    assert 95 < items[0]["distance_m"] < 105 and items[0]["eta_s"] == round(
+        items[0]["distance_m"] / 1.4
+    )
+    assert items[0]["position"]["lat"] == pytest.approx(area[0]) and items[0]["seen_at"].endswith(
+        "Z"
+    )
     bad = await harness.get("/api/v1/guards/nearby", params={"lat": 95, "lon": 0})
     assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("lat:")
     for phone in (first, second, off):
         await phone.close()
 
 
-async def test_suspended_guard_is_not_dispatched(harness: Harness, area: tuple[float, float]) -> None:
+async def test_suspended_guard_is_not_dispatched(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, offset(area, north_m=100))
     await harness.patch(f"/api/v1/guards/{phone.id}", {"status": "suspended"})
     incident = await harness.make_incident(area, priority=3)

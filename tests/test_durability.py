@@ -24,10 +24,17 @@ pytestmark = pytest.mark.usefixtures("backend")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def test_two_incidents_racing_for_one_guard_get_one_offer(harness: Harness, area: tuple[float, float]) -> None:
+async def test_two_incidents_racing_for_one_guard_get_one_offer(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, offset(area, north_m=100))
     headers = await harness.headers("operator")
-    body = {"category": "theft", "priority": 3, "location": {"lat": area[0], "lon": area[1]}, "description": "race"}
+    body = {
+        "category": "theft",
+        "priority": 3,
+        "location": {"lat": area[0], "lon": area[1]},
+        "description": "race",
+    }
     responses = await asyncio.gather(
         *(harness.client.post("/api/v1/incidents", json=body, headers=headers) for _ in range(2))
     )
@@ -36,10 +43,14 @@ async def test_two_incidents_racing_for_one_guard_get_one_offer(harness: Harness
     await phone.quiet("offer", within=0.3)
     async with harness.ctx.db.transaction(readonly=True) as session:
         open_offers = await session.scalar(
-            select(func.count()).select_from(Offer).where(Offer.guard_id == phone.id, Offer.outcome.is_(None))
+            select(func.count())
+            .select_from(Offer)
+            .where(Offer.guard_id == phone.id, Offer.outcome.is_(None))
         )
         holds = await session.scalar(
-            select(func.count()).select_from(GuardEngagement).where(GuardEngagement.guard_id == phone.id)
+            select(func.count())
+            .select_from(GuardEngagement)
+            .where(GuardEngagement.guard_id == phone.id)
         )
     assert (open_offers, holds) == (1, 1)
     states = sorted(r.json()["unstaffed"] for r in responses)
@@ -47,12 +58,17 @@ async def test_two_incidents_racing_for_one_guard_get_one_offer(harness: Harness
     await phone.close()
 
 
-async def test_simultaneous_accepts_for_one_seat_have_one_winner(harness: Harness, area: tuple[float, float]) -> None:
+async def test_simultaneous_accepts_for_one_seat_have_one_winner(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phones = [await guard_at(harness, offset(area, east_m=100 * (i + 1))) for i in range(3)]
     incident = await harness.make_incident(area, priority=3)
     offers = [await p.expect("offer") for p in phones]
     await asyncio.gather(
-        *(p.send({"type": "offer.accept", "offer_id": o["offer_id"]}) for p, o in zip(phones, offers, strict=True))
+        *(
+            p.send({"type": "offer.accept", "offer_id": o["offer_id"]})
+            for p, o in zip(phones, offers, strict=True)
+        )
     )
     outcomes = []
     for phone in phones:
@@ -108,27 +124,56 @@ async def _start(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not become ready")
 
 
-async def test_sigkill_mid_wave_then_restart_continues_the_wave(backend: str, tmp_path: Path) -> None:
+async def test_sigkill_mid_wave_then_restart_continues_the_wave(
+    backend: str, tmp_path: Path
+) -> None:
     async with fresh_database(backend, PG_URL, tmp_path) as url:
         subprocess.run(
-            [sys.executable, "-m", "app", "create-user", "--username", "root", "--password", "kill-test-pass", "--role", "admin"],
-            cwd=ROOT, env=_env(url), check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "create-user",
+                "--username",
+                "root",
+                "--password",
+                "kill-test-pass",
+                "--role",
+                "admin",
+            ],
+            cwd=ROOT,
+            env=_env(url),
+            check=True,
+            capture_output=True,
         )
         port = _free_port()
         server = await _start(url, port)
         try:
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                token = (await client.post("/api/v1/auth/token", data={"username": "root", "password": "kill-test-pass"})).json()["access_token"]
+                token = (
+                    await client.post(
+                        "/api/v1/auth/token",
+                        data={"username": "root", "password": "kill-test-pass"},
+                    )
+                ).json()["access_token"]
                 admin = Harness(base_url=base, app=None, clock=None, client=client)  # type: ignore[arg-type]
                 admin._tokens["admin:[]"] = token
                 center = (31.2, 121.5)
                 near = await _phone(admin, offset(center, north_m=100))
                 far = await _phone(admin, offset(center, north_m=2000))
                 await asyncio.sleep(0.3)  # let the write-behind store both positions
-                incident = (await admin.post("/api/v1/incidents", {
-                    "category": "theft", "priority": 3, "location": {"lat": center[0], "lon": center[1]},
-                    "description": "crash test"})).json()
+                incident = (
+                    await admin.post(
+                        "/api/v1/incidents",
+                        {
+                            "category": "theft",
+                            "priority": 3,
+                            "location": {"lat": center[0], "lon": center[1]},
+                            "description": "crash test",
+                        },
+                    )
+                ).json()
                 offer = await near.expect("offer")
                 assert offer["wave"] == 1
 
@@ -142,9 +187,19 @@ async def test_sigkill_mid_wave_then_restart_continues_the_wave(backend: str, tm
                 assert second["wave"] == 2 and second["incident"]["id"] == incident["id"]
                 await near.connect()
                 withdrawn = await near.expect("offer.withdrawn", timeout=10)
-                assert withdrawn == {**withdrawn, "offer_id": offer["offer_id"], "reason": "expired"}
-                events = (await admin.get(f"/api/v1/incidents/{incident['id']}/events", params={"limit": 500})).json()["items"]
-                assert [e["data"]["offer_id"] for e in events if e["type"] == "offer.expired"] == [offer["offer_id"]]
+                assert withdrawn == {
+                    **withdrawn,
+                    "offer_id": offer["offer_id"],
+                    "reason": "expired",
+                }
+                events = (
+                    await admin.get(
+                        f"/api/v1/incidents/{incident['id']}/events", params={"limit": 500}
+                    )
+                ).json()["items"]
+                assert [e["data"]["offer_id"] for e in events if e["type"] == "offer.expired"] == [
+                    offer["offer_id"]
+                ]
                 await near.close()
                 await far.close()
         finally:
@@ -153,8 +208,9 @@ async def test_sigkill_mid_wave_then_restart_continues_the_wave(backend: str, tm
 
 
 async def _phone(admin: Harness, where: tuple[float, float]) -> Phone:
-    from app.clock import isoformat
     import datetime as dt
+
+    from app.clock import isoformat
 
     company = await admin.make_company()
     guard = await admin.make_guard(company["id"])
@@ -163,6 +219,13 @@ async def _phone(admin: Harness, where: tuple[float, float]) -> Phone:
     await phone.connect()
     await phone.send({"type": "duty", "on": True})
     await phone.expect("duty.updated")
-    await phone.send({"type": "location", "lat": where[0], "lon": where[1], "at": isoformat(dt.datetime.now(dt.UTC))})
+    await phone.send(
+        {
+            "type": "location",
+            "lat": where[0],
+            "lon": where[1],
+            "at": isoformat(dt.datetime.now(dt.UTC)),
+        }
+    )
     await phone.sync()
     return phone

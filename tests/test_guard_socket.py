@@ -18,7 +18,9 @@ from tests.phones import Phone, guard_at, offset, phone_for
 pytestmark = pytest.mark.usefixtures("backend")
 
 
-async def close_code(harness: Harness, headers: dict[str, str], first: str | None = None) -> int | None:
+async def close_code(
+    harness: Harness, headers: dict[str, str], first: str | None = None
+) -> int | None:
     async with connect(f"{harness.ws_url}/ws/guard", additional_headers=headers) as ws:
         if first is not None:
             await ws.send(first)
@@ -52,18 +54,28 @@ async def test_bad_tokens_close_with_4401(harness: Harness) -> None:
     assert await close_code(harness, {"Authorization": f"Bearer {token['token']}"}) == 4401
 
 
-async def test_revoking_a_token_closes_its_live_connection(harness: Harness, area: tuple[float, float]) -> None:
+async def test_revoking_a_token_closes_its_live_connection(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     token_id = phone.token.split(".")[0]
-    await harness.client.delete(f"/api/v1/guards/{phone.id}/tokens/{token_id}", headers=await harness.headers())
+    await harness.client.delete(
+        f"/api/v1/guards/{phone.id}/tokens/{token_id}", headers=await harness.headers()
+    )
     assert await phone.closed_with() == 4401
 
 
-async def test_token_in_hello_works_for_clients_without_headers(harness: Harness, area: tuple[float, float]) -> None:
+async def test_token_in_hello_works_for_clients_without_headers(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     guard = await harness.make_guard()
     phone = await phone_for(harness, guard)
     welcome = await phone.connect(token_in_hello=True)
-    assert welcome["guard_id"] == guard["id"] and welcome["last_seq"] == 0 and welcome["server_time"].endswith("Z")
+    assert (
+        welcome["guard_id"] == guard["id"]
+        and welcome["last_seq"] == 0
+        and welcome["server_time"].endswith("Z")
+    )
     await phone.sync()
     await phone.close()
 
@@ -73,19 +85,47 @@ BAD_FRAMES = [
     ("[1, 2]", "invalid_frame", None),
     ('{"no_type": 1}', "invalid_frame", None),
     ('{"type": "teleport"}', "unknown_type", "teleport"),
-    ('{"type": "location", "lat": 91, "lon": 117, "at": "2026-01-01T00:00:00Z"}', "invalid_frame", "location"),
-    ('{"type": "location", "lat": "39", "lon": 117, "at": "2026-01-01T00:00:00Z"}', "invalid_frame", "location"),
+    (
+        '{"type": "location", "lat": 91, "lon": 117, "at": "2026-01-01T00:00:00Z"}',
+        "invalid_frame",
+        "location",
+    ),
+    (
+        '{"type": "location", "lat": "39", "lon": 117, "at": "2026-01-01T00:00:00Z"}',
+        "invalid_frame",
+        "location",
+    ),
     ('{"type": "location", "lat": 39, "lon": 117}', "invalid_frame", "location"),
-    ('{"type": "location", "lat": 39, "lon": 117, "at": "2026-01-01T00:00:00"}', "invalid_frame", "location"),
-    ('{"type": "location", "lat": NaN, "lon": 117, "at": "2026-01-01T00:00:00Z"}', "invalid_frame", "location"),
+    (
+        '{"type": "location", "lat": 39, "lon": 117, "at": "2026-01-01T00:00:00"}',
+        "invalid_frame",
+        "location",
+    ),
+    (
+        '{"type": "location", "lat": NaN, "lon": 117, "at": "2026-01-01T00:00:00Z"}',
+        "invalid_frame",
+        "location",
+    ),
     ('{"type": "duty", "on": "yes"}', "invalid_frame", "duty"),
     ('{"type": "ack", "seq": -1}', "invalid_frame", "ack"),
     ('{"type": "offer.accept"}', "invalid_frame", "offer.accept"),
     ('{"type": "offer.accept", "offer_id": "off_nope"}', "not_found", "offer.accept"),
     ('{"type": "offer.decline", "offer_id": "off_nope"}', "not_found", "offer.decline"),
-    ('{"type": "assignment.status", "assignment_id": "asg_x", "status": "flying"}', "invalid_frame", "assignment.status"),
-    ('{"type": "assignment.status", "assignment_id": "asg_x", "status": "on_scene"}', "not_found", "assignment.status"),
-    ('{"type": "report", "category": "alien", "description": "x", "lat": 1, "lon": 1}', "invalid_frame", "report"),
+    (
+        '{"type": "assignment.status", "assignment_id": "asg_x", "status": "flying"}',
+        "invalid_frame",
+        "assignment.status",
+    ),
+    (
+        '{"type": "assignment.status", "assignment_id": "asg_x", "status": "on_scene"}',
+        "not_found",
+        "assignment.status",
+    ),
+    (
+        '{"type": "report", "category": "alien", "description": "x", "lat": 1, "lon": 1}',
+        "invalid_frame",
+        "report",
+    ),
     ('{"type": "backup.request", "incident_id": "inc_nope"}', "not_found", "backup.request"),
     ('{"type": "ping", "extra": 1}', "invalid_frame", "ping"),
 ]
@@ -104,7 +144,9 @@ async def test_bad_frame_gets_an_error_frame_and_the_connection_stays_open(
     await phone.close()
 
 
-async def test_bad_pings_are_rejected_and_not_stored(harness: Harness, area: tuple[float, float]) -> None:
+async def test_bad_pings_are_rejected_and_not_stored(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     now = harness.now()
     bad = [
@@ -114,7 +156,13 @@ async def test_bad_pings_are_rejected_and_not_stored(harness: Harness, area: tup
     ]
     for extra, code, words in bad:
         harness.clock.advance(1)
-        frame = {"type": "location", "lat": area[0], "lon": area[1], "at": isoformat(harness.now()), **extra}
+        frame = {
+            "type": "location",
+            "lat": area[0],
+            "lon": area[1],
+            "at": isoformat(harness.now()),
+            **extra,
+        }
         await phone.send(frame)
         error = await phone.expect("error")
         assert error["code"] == code and words in error["message"], error
@@ -124,11 +172,17 @@ async def test_bad_pings_are_rejected_and_not_stored(harness: Harness, area: tup
     await harness.ctx.positions.flush()
     async with harness.ctx.db.transaction(readonly=True) as session:
         stored = await session.get(GuardPresence, phone.id)
-    assert stored is not None and stored.lat == pytest.approx(area[0]) and stored.lon == pytest.approx(area[1])
+    assert (
+        stored is not None
+        and stored.lat == pytest.approx(area[0])
+        and stored.lon == pytest.approx(area[1])
+    )
     await phone.close()
 
 
-async def test_pings_off_duty_are_refused_and_not_stored(harness: Harness, area: tuple[float, float]) -> None:
+async def test_pings_off_duty_are_refused_and_not_stored(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     guard = await harness.make_guard()
     phone = await phone_for(harness, guard)
     await phone.connect()
@@ -140,7 +194,9 @@ async def test_pings_off_duty_are_refused_and_not_stored(harness: Harness, area:
     await phone.close()
 
 
-async def test_positions_are_written_behind_in_batches(harness: Harness, area: tuple[float, float]) -> None:
+async def test_positions_are_written_behind_in_batches(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     for step in range(1, 4):
         harness.clock.advance(5)
@@ -155,7 +211,9 @@ async def test_positions_are_written_behind_in_batches(harness: Harness, area: t
     await phone.close()
 
 
-async def test_second_connection_replaces_the_first(harness: Harness, area: tuple[float, float]) -> None:
+async def test_second_connection_replaces_the_first(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     first = await guard_at(harness, area)
     second = Phone(harness, first.guard, first.token)
     await second.connect()
@@ -166,7 +224,9 @@ async def test_second_connection_replaces_the_first(harness: Harness, area: tupl
     await second.close()
 
 
-async def test_resume_replays_the_unacked_offer_exactly_once(harness: Harness, area: tuple[float, float]) -> None:
+async def test_resume_replays_the_unacked_offer_exactly_once(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     await harness.make_incident(area, priority=3)
     offer = await phone.expect("offer")
@@ -186,7 +246,9 @@ async def test_resume_replays_the_unacked_offer_exactly_once(harness: Harness, a
     await phone.close()
 
 
-async def test_resume_after_skips_what_the_client_already_has(harness: Harness, area: tuple[float, float]) -> None:
+async def test_resume_after_skips_what_the_client_already_has(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     await harness.make_incident(area, priority=3)
     offer = await phone.expect("offer")
@@ -201,7 +263,9 @@ async def test_resume_after_skips_what_the_client_already_has(harness: Harness, 
     await phone.close()
 
 
-async def test_oversized_and_flooding_frames_are_refused(harness: Harness, area: tuple[float, float]) -> None:
+async def test_oversized_and_flooding_frames_are_refused(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     phone = await guard_at(harness, area)
     await phone.send_raw(json.dumps({"type": "ping", "pad": "x" * 20_000}))
     assert (await phone.expect("error"))["code"] == "frame_too_large"
@@ -214,14 +278,20 @@ async def test_oversized_and_flooding_frames_are_refused(harness: Harness, area:
     await phone.close()
 
 
-async def test_silent_client_is_dropped_and_its_position_goes_stale(database_url: str, area: tuple[float, float]) -> None:
+async def test_silent_client_is_dropped_and_its_position_goes_stale(
+    database_url: str, area: tuple[float, float]
+) -> None:
     async with start_harness(database_url, ws_idle_timeout_s=0.4) as quick:
         company = await quick.make_company()
         phone = await guard_at(quick, area, company["id"])
-        assert (await quick.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1]})).json()["items"]
+        assert (
+            await quick.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1]})
+        ).json()["items"]
         assert await phone.closed_with(timeout=5) == 4408
         await asyncio.sleep(0.1)
-        nearby = (await quick.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1]})).json()
+        nearby = (
+            await quick.get("/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1]})
+        ).json()
         assert nearby["items"] == []
 
 
@@ -231,12 +301,17 @@ async def test_browser_origin_must_be_allowed(harness: Harness) -> None:
     with pytest.raises(Exception) as refused:
         await connect(
             f"{harness.ws_url}/ws/guard",
-            additional_headers={"Authorization": f"Bearer {phone.token}", "Origin": "https://evil.example"},
+            additional_headers={
+                "Authorization": f"Bearer {phone.token}",
+                "Origin": "https://evil.example",
+            },
         )
     assert "403" in str(refused.value)
 
 
-async def test_index_is_rebuilt_from_the_database_on_start(database_url: str, area: tuple[float, float]) -> None:
+async def test_index_is_rebuilt_from_the_database_on_start(
+    database_url: str, area: tuple[float, float]
+) -> None:
     async with start_harness(database_url) as first:
         phone = await guard_at(first, area)
         guard_id = phone.id
@@ -248,7 +323,9 @@ async def test_index_is_rebuilt_from_the_database_on_start(database_url: str, ar
         assert entry is not None and entry.on_duty
         assert (entry.lat, entry.lon) == pytest.approx(area)
         async with second.ctx.db.transaction(readonly=True) as session:
-            stored = await session.scalar(select(GuardPresence).where(GuardPresence.guard_id == guard_id))
+            stored = await session.scalar(
+                select(GuardPresence).where(GuardPresence.guard_id == guard_id)
+            )
         assert stored is not None and stored.on_duty
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import Harness, serve, settings_for
-from app.main import create_app
 import httpx
+
+from app.main import create_app
+from tests.harness import Harness, serve, settings_for
 
 
 async def test_healthz_is_open_and_ok(harness: Harness) -> None:
@@ -36,4 +37,6 @@ async def test_metrics_expose_http_counters(harness: Harness) -> None:
     await harness.client.get("/healthz")
     response = await harness.client.get("/metrics")
     assert response.status_code == 200
-    assert 'dispatch_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+    assert (
+        'dispatch_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+    )

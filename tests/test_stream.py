@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import struct
 import json
+import os
 import socket
+import struct
 from typing import Any
 
 import pytest
@@ -22,13 +22,19 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def open_stream(harness: Harness, token: str, query: str = "", **kw: Any) -> ClientConnection:
-    ws = await connect(f"{harness.ws_url}/ws/events{query}", additional_headers={"Authorization": f"Bearer {token}"}, **kw)
+    ws = await connect(
+        f"{harness.ws_url}/ws/events{query}",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        **kw,
+    )
     start = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert start["type"] == "stream.start"
     return ws
 
 
-async def collect(ws: ClientConnection, until: Any, timeout: float = 5.0, into: list[dict] | None = None) -> list[dict]:
+async def collect(
+    ws: ClientConnection, until: Any, timeout: float = 5.0, into: list[dict] | None = None
+) -> list[dict]:
     got: list[dict] = [] if into is None else into
     async with asyncio.timeout(timeout):
         while not until(got):
@@ -40,7 +46,11 @@ async def collect(ws: ClientConnection, until: Any, timeout: float = 5.0, into: 
 
 async def log_after(harness: Harness, after: int, station_id: str) -> list[int]:
     async with harness.ctx.db.transaction(readonly=True) as session:
-        rows = await session.scalars(select(Event.id).where(Event.id > after, Event.station_id == station_id).order_by(Event.id))
+        rows = await session.scalars(
+            select(Event.id)
+            .where(Event.id > after, Event.station_id == station_id)
+            .order_by(Event.id)
+        )
         return list(rows.all())
 
 
@@ -52,14 +62,20 @@ async def test_stream_requires_a_token_that_may_read_events(harness: Harness) ->
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 15)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == code
-    manager = await harness.token("company_manager", company_id=(await harness.make_company())["id"])
-    async with connect(f"{harness.ws_url}/ws/events", additional_headers={"Authorization": f"Bearer {manager}"}) as ws:
+    manager = await harness.token(
+        "company_manager", company_id=(await harness.make_company())["id"]
+    )
+    async with connect(
+        f"{harness.ws_url}/ws/events", additional_headers={"Authorization": f"Bearer {manager}"}
+    ) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
-async def test_token_in_first_frame_and_live_events_filtered_by_station(harness: Harness, area: tuple[float, float]) -> None:
+async def test_token_in_first_frame_and_live_events_filtered_by_station(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     mine = await harness.make_station(area)
     other = await harness.make_station((area[0] + 0.5, area[1]))
     token = await harness.token("operator")
@@ -71,10 +87,14 @@ async def test_token_in_first_frame_and_live_events_filtered_by_station(harness:
         got = await collect(ws, lambda g: any(e["type"] == "incident.unstaffed" for e in g))
     assert {e["incident_id"] for e in got} == {incident["id"]}
     assert {e["station_id"] for e in got} == {mine["id"]} and other["id"] not in str(got)
-    assert got[0]["type"] == "incident.created" and [int(e["id"]) for e in got] == sorted(int(e["id"]) for e in got)
+    assert got[0]["type"] == "incident.created" and [int(e["id"]) for e in got] == sorted(
+        int(e["id"]) for e in got
+    )
 
 
-async def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(harness: Harness, area: tuple[float, float]) -> None:
+async def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(
+    harness: Harness, area: tuple[float, float]
+) -> None:
     station = await harness.make_station(area)
     token = await harness.token("operator")
     query = f"?station_id={station['id']}"
@@ -89,7 +109,9 @@ async def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(harness: Ha
     ws = await open_stream(harness, token, f"{query}&after={last_seen}")
     await harness.make_incident(area)  # and one live after resuming
     expected = await log_after(harness, last_seen, station["id"])
-    second = await collect(ws, lambda g: len(g) >= len(expected) + 1 or (g and int(g[-1]["id"]) >= expected[-1]))
+    second = await collect(
+        ws, lambda g: len(g) >= len(expected) + 1 or (g and int(g[-1]["id"]) >= expected[-1])
+    )
     await ws.close()
     everything = [int(e["id"]) for e in first + second]
     assert everything == sorted(set(everything))  # no duplicate, in order
@@ -133,53 +155,74 @@ class StalledReader:
                 length, offset = struct.unpack("!Q", self.buffer[2:10])[0], 10
             while len(self.buffer) < offset + length:
                 self.buffer += self.sock.recv(65536)
-            payload, self.buffer = self.buffer[offset : offset + length], self.buffer[offset + length :]
+            payload, self.buffer = (
+                self.buffer[offset : offset + length],
+                self.buffer[offset + length :],
+            )
             if opcode == 0x8:
                 return frames, struct.unpack("!H", payload[:2])[0]
             if opcode == 0x1:
                 frames.append(json.loads(payload))
 
 
-async def test_slow_consumer_is_dropped_and_others_are_unaffected(database_url: str, area: tuple[float, float]) -> None:
+async def test_slow_consumer_is_dropped_and_others_are_unaffected(
+    database_url: str, area: tuple[float, float]
+) -> None:
     async with start_harness(database_url, stream_queue_size=50) as quick:
         station = await quick.make_station(area)
         token = await quick.token("operator")
         query = f"?station_id={station['id']}"
         port = int(quick.base_url.rsplit(":", 1)[1])
-        slow = await asyncio.to_thread(StalledReader, port, f"/ws/events{query}", token)  # blocking I/O
-        fast = await open_stream(quick, token, query)
-        before = (await log_after(quick, 0, station["id"]))[-1]
-        got_fast: list[dict] = []
-        fast_reader = asyncio.create_task(collect(fast, lambda g: False, timeout=60, into=got_fast))
-        total = 0
-        async with asyncio.timeout(30):
-            # Bursts of real events (one transaction each) until the stalled reader is dropped.
-            while quick.ctx.hub.event_subscribers > 1:
-                async with quick.ctx.db.transaction() as session:
-                    for _ in range(20):
-                        await quick.ctx.events.record(session, type="unit.updated", actor="test", at=quick.now(),
-                                                      station_id=station["id"], data={"pad": "x" * 4000})
-                total += 20
-                await asyncio.sleep(0.005)
-        newest = (await log_after(quick, before, station["id"]))[-1]
-        async with asyncio.timeout(30):
-            while not got_fast or int(got_fast[-1]["id"]) < newest:
-                await asyncio.sleep(0.01)
-        fast_reader.cancel()
-        assert len(got_fast) == total  # the fast reader got everything, live
+        slow = await asyncio.to_thread(
+            StalledReader, port, f"/ws/events{query}", token
+        )  # blocking I/O
+        try:
+            await _drop_the_stalled_reader(quick, station, token, query, slow)
+        finally:
+            slow.sock.close()
 
-        received, code = await asyncio.to_thread(slow.read_until_close)
-        slow.sock.close()
-        assert code == 4008
-        events = [e for e in received if e["type"] == "unit.updated"]
-        last = int(events[-1]["id"])
-        assert len(events) < total and last < newest
-        resumed = await open_stream(quick, token, f"{query}&after={last}")
-        rest = await collect(resumed, lambda g: g and int(g[-1]["id"]) >= newest, timeout=30)
-        ids = [int(e["id"]) for e in events] + [int(e["id"]) for e in rest]
-        assert ids == await log_after(quick, before, station["id"])  # resumed: no gap, no repeat
-        await fast.close()
-        await resumed.close()
+
+async def _drop_the_stalled_reader(
+    quick: Harness, station: dict, token: str, query: str, slow: StalledReader
+) -> None:
+    fast = await open_stream(quick, token, query)
+    before = (await log_after(quick, 0, station["id"]))[-1]
+    got_fast: list[dict] = []
+    fast_reader = asyncio.create_task(collect(fast, lambda g: False, timeout=60, into=got_fast))
+    total = 0
+    async with asyncio.timeout(30):
+        # Bursts of real events (one transaction each) until the stalled reader is dropped.
+        while quick.ctx.hub.event_subscribers > 1:
+            async with quick.ctx.db.transaction() as session:
+                for _ in range(20):
+                    await quick.ctx.events.record(
+                        session,
+                        type="unit.updated",
+                        actor="test",
+                        at=quick.now(),
+                        station_id=station["id"],
+                        data={"pad": "x" * 4000},
+                    )
+            total += 20
+            await asyncio.sleep(0.005)
+    newest = (await log_after(quick, before, station["id"]))[-1]
+    async with asyncio.timeout(30):
+        while not got_fast or int(got_fast[-1]["id"]) < newest:
+            await asyncio.sleep(0.01)
+    fast_reader.cancel()
+    assert len(got_fast) == total  # the fast reader got everything, live
+
+    received, code = await asyncio.to_thread(slow.read_until_close)
+    assert code == 4008
+    events = [e for e in received if e["type"] == "unit.updated"]
+    last = int(events[-1]["id"])
+    assert len(events) < total and last < newest
+    resumed = await open_stream(quick, token, f"{query}&after={last}")
+    rest = await collect(resumed, lambda g: g and int(g[-1]["id"]) >= newest, timeout=30)
+    ids = [int(e["id"]) for e in events] + [int(e["id"]) for e in rest]
+    assert ids == await log_after(quick, before, station["id"])  # resumed: no gap, no repeat
+    await fast.close()
+    await resumed.close()
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(database_url: str) -> None:
@@ -191,7 +234,10 @@ async def test_heartbeats_keep_an_idle_stream_alive(database_url: str) -> None:
 
 
 async def test_bad_after_is_refused(harness: Harness) -> None:
-    async with connect(f"{harness.ws_url}/ws/events?after=abc", additional_headers={"Authorization": f"Bearer {await harness.token('operator')}"}) as ws:
+    async with connect(
+        f"{harness.ws_url}/ws/events?after=abc",
+        additional_headers={"Authorization": f"Bearer {await harness.token('operator')}"},
+    ) as ws:
         error = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert error["code"] == "invalid_query"
         with pytest.raises(ConnectionClosed):

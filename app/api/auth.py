@@ -40,7 +40,8 @@ async def issue_token(
     wait = ctx.login_throttle.retry_after(client, form.username)
     if wait > 0:
         raise TooManyRequests(
-            f"too many failed logins; retry in {int(wait) + 1} s", details={"retry_after_s": int(wait) + 1}
+            f"too many failed logins; retry in {int(wait) + 1} s",
+            details={"retry_after_s": int(wait) + 1},
         )
     user = await service.login(session, form.username, form.password)
     if user is None:

@@ -33,7 +33,9 @@ async def list_companies(
 
 
 @router.get("/{company_id}", response_model=CompanyOut)
-async def get_company(principal: allow("registry:read"), company_id: str, session: ReadSessionDep) -> object:
+async def get_company(
+    principal: allow("registry:read"), company_id: str, session: ReadSessionDep
+) -> object:
     return await service.get_company(session, principal, company_id)
 
 

@@ -51,9 +51,7 @@ async def authenticate(ctx: AppContext, token: str | None) -> Principal:
     if token is None:
         raise Unauthorized("missing bearer token", code="unauthorized")
     async with ctx.db.transaction(readonly=True) as session:
-        principal = await resolve_token(
-            session, token, ctx.settings.secret_key.get_secret_value()
-        )
+        principal = await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
     if principal is None:
         raise Unauthorized("invalid, expired or revoked token", code="invalid_token")
     return principal
@@ -73,9 +71,8 @@ class Allow:
         ctx = get_ctx(request)
         principal = await authenticate(ctx, bearer_token(request.headers.get("authorization")))
         if not self.permissions & principal.permissions:
-            raise Forbidden(
-                f"role '{principal.role}' may not do this (needs {' or '.join(sorted(self.permissions))})"
-            )
+            needed = " or ".join(sorted(self.permissions))
+            raise Forbidden(f"role '{principal.role}' may not do this (needs {needed})")
         request.state.principal = principal
         return principal
 

@@ -70,7 +70,9 @@ async def nearby_guards(
 
 
 @router.get("/{guard_id}", response_model=GuardOut)
-async def get_guard(principal: allow("registry:read"), guard_id: str, session: ReadSessionDep) -> object:
+async def get_guard(
+    principal: allow("registry:read"), guard_id: str, session: ReadSessionDep
+) -> object:
     return await service.get_guard(session, principal, guard_id)
 
 
@@ -95,6 +97,10 @@ async def issue_guard_token(
 
 @router.delete("/{guard_id}/tokens/{token_id}", status_code=204)
 async def revoke_guard_token(
-    principal: allow("guards:tokens"), guard_id: str, token_id: str, session: SessionDep, ctx: CtxDep
+    principal: allow("guards:tokens"),
+    guard_id: str,
+    token_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> None:
     await service.revoke_guard_token(session, ctx, principal, guard_id, token_id)

@@ -10,17 +10,16 @@ from fastapi.responses import Response as RawResponse
 
 from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.dispatch import intake, operator
 from app.errors import Unprocessable
 from app.events.log import event_json
-from app.dispatch import intake, operator
 from app.incidents import service
-from app.integrations import cap
 from app.incidents.schemas import (
+    AssignmentOut,
+    AssignRequest,
     Category,
     EventOut,
     IncidentAction,
-    AssignmentOut,
-    AssignRequest,
     IncidentCreate,
     IncidentDetail,
     IncidentOut,
@@ -28,12 +27,14 @@ from app.incidents.schemas import (
     Source,
     Status,
 )
+from app.integrations import cap
 from app.schemas import Page
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
 ]
 
 

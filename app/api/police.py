@@ -30,17 +30,34 @@ async def escalate(
     return await operator.escalate(session, ctx, principal, incident_id, body.note, body.station_id)
 
 
-async def _step(action: str, principal: object, incident_id: str, body: PoliceAction | None, session: SessionDep, ctx: CtxDep) -> object:
+async def _step(
+    action: str,
+    principal: object,
+    incident_id: str,
+    body: PoliceAction | None,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
     body = body or PoliceAction()
     return await police.step(
-        session, ctx, principal, incident_id, action,  # type: ignore[arg-type]
-        unit_id=body.unit_id, note=body.note, station_id=body.station_id,
+        session,
+        ctx,
+        principal,
+        incident_id,
+        action,  # type: ignore[arg-type]
+        unit_id=body.unit_id,
+        note=body.note,
+        station_id=body.station_id,
     )
 
 
 @router.post("/{incident_id}/police/ack", response_model=EscalationOut)
 async def police_ack(
-    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+    principal: allow("police:act"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: PoliceAction | None = None,
 ) -> object:
     """The station acknowledges the escalation, optionally naming the unit it sends."""
     return await _step("ack", principal, incident_id, body, session, ctx)
@@ -48,14 +65,22 @@ async def police_ack(
 
 @router.post("/{incident_id}/police/arrived", response_model=EscalationOut)
 async def police_arrived(
-    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+    principal: allow("police:act"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: PoliceAction | None = None,
 ) -> object:
     return await _step("arrived", principal, incident_id, body, session, ctx)
 
 
 @router.post("/{incident_id}/police/handover", response_model=EscalationOut)
 async def police_handover(
-    principal: allow("police:act"), incident_id: str, session: SessionDep, ctx: CtxDep, body: PoliceAction | None = None
+    principal: allow("police:act"),
+    incident_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    body: PoliceAction | None = None,
 ) -> object:
     """Police take over: guards are stood down with a handover note; the incident resolves."""
     return await _step("handover", principal, incident_id, body, session, ctx)

@@ -33,7 +33,9 @@ async def list_stations(
 
 
 @router.get("/{station_id}", response_model=StationOut)
-async def get_station(principal: allow("registry:read"), station_id: str, session: ReadSessionDep) -> object:
+async def get_station(
+    principal: allow("registry:read"), station_id: str, session: ReadSessionDep
+) -> object:
     return await service.get_or_404(session, PoliceStation, station_id, "station")
 
 

@@ -38,7 +38,9 @@ async def list_units(
 
 
 @router.get("/{unit_id}", response_model=UnitOut)
-async def get_unit(principal: allow("registry:read"), unit_id: str, session: ReadSessionDep) -> object:
+async def get_unit(
+    principal: allow("registry:read"), unit_id: str, session: ReadSessionDep
+) -> object:
     return await service.get_or_404(session, PoliceUnit, unit_id, "unit")
 
 

@@ -64,7 +64,10 @@ class DeliveryWithAttempts(DeliveryOut):
 
 def _delivery(delivery: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
     out = DeliveryOut.model_validate(
-        {**{c: getattr(delivery, c) for c in DeliveryOut.model_fields if c != "event_id"}, "event_id": str(delivery.event_id)}
+        {
+            **{c: getattr(delivery, c) for c in DeliveryOut.model_fields if c != "event_id"},
+            "event_id": str(delivery.event_id),
+        }
     ).model_dump()
     if attempts is not None:
         out["attempt_log"] = attempts
@@ -77,21 +80,31 @@ async def create_webhook(
 ) -> object:
     """Subscribe a URL to event types; the signing `secret` is shown once."""
     subscription, secret = await webhooks.create_subscription(
-        session, ctx, principal, url=body.url, event_types=body.event_types, station_id=body.station_id
+        session,
+        ctx,
+        principal,
+        url=body.url,
+        event_types=body.event_types,
+        station_id=body.station_id,
     )
     return {**SubscriptionOut.model_validate(subscription).model_dump(), "secret": secret}
 
 
 @router.get("", response_model=Page[SubscriptionOut])
 async def list_webhooks(
-    principal: allow("webhooks:manage"), session: ReadSessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    principal: allow("webhooks:manage"),
+    session: ReadSessionDep,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> object:
     items, next_cursor = await webhooks.list_subscriptions(session, principal, cursor, limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
-async def get_webhook(principal: allow("webhooks:manage"), subscription_id: str, session: ReadSessionDep) -> object:
+async def get_webhook(
+    principal: allow("webhooks:manage"), subscription_id: str, session: ReadSessionDep
+) -> object:
     return await webhooks.get_subscription(session, principal, subscription_id)
 
 
@@ -112,8 +125,13 @@ async def list_deliveries(
     limit: Limit = DEFAULT_LIMIT,
 ) -> object:
     """Deliveries newest first, each with every attempt (status, latency, response excerpt)."""
-    rows, next_cursor = await webhooks.list_deliveries(session, principal, subscription_id, cursor, limit)
-    return {"items": [_delivery(r["delivery"], r["attempts"]) for r in rows], "next_cursor": next_cursor}
+    rows, next_cursor = await webhooks.list_deliveries(
+        session, principal, subscription_id, cursor, limit
+    )
+    return {
+        "items": [_delivery(r["delivery"], r["attempts"]) for r in rows],
+        "next_cursor": next_cursor,
+    }
 
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
@@ -122,5 +140,3 @@ async def replay_delivery(
 ) -> object:
     """Send a delivery again now, with the same webhook-id."""
     return _delivery(await webhooks.replay(session, ctx, principal, delivery_id))
-
-

@@ -74,7 +74,11 @@ async def _api_key(session: AsyncSession, key_id: str, secret: str) -> Principal
 
 async def _guard_token(session: AsyncSession, token_id: str, secret: str) -> Principal | None:
     token = await session.get(GuardToken, token_id)
-    if token is None or token.revoked_at is not None or not secret_matches(secret, token.secret_hash):
+    if (
+        token is None
+        or token.revoked_at is not None
+        or not secret_matches(secret, token.secret_hash)
+    ):
         return None
     guard = await session.get(Guard, token.guard_id)
     if guard is None or guard.status == "left":

@@ -39,7 +39,9 @@ async def take_seat(session: AsyncSession, incident: Incident, *, grow: bool = F
     else:
         stmt = stmt.where(Incident.assigned_count < Incident.required_guards)
         values = {"assigned_count": Incident.assigned_count + 1}
-    result = await session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+    result = await session.execute(
+        stmt.values(**values).execution_options(synchronize_session=False)
+    )
     await session.refresh(incident, ["assigned_count", "required_guards"])
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -72,7 +74,9 @@ async def create(
     session.add(assignment)
     if offer_id is not None:
         await engagement.convert_to_assignment(session, guard_id, offer_id, assignment.id)
-    elif not await engagement.claim(session, ctx, guard_id, incident.id, "assignment", assignment.id, now):
+    elif not await engagement.claim(
+        session, ctx, guard_id, incident.id, "assignment", assignment.id, now
+    ):
         raise Conflict(f"guard '{guard_id}' is engaged on another incident", code="guard_busy")
     await ctx.events.record(
         session,
@@ -97,7 +101,12 @@ async def create(
 
 
 async def update_status(
-    session: AsyncSession, ctx: AppContext, guard_id: str, assignment_id: str, status: str, note: str | None
+    session: AsyncSession,
+    ctx: AppContext,
+    guard_id: str,
+    assignment_id: str,
+    status: str,
+    note: str | None,
 ) -> Assignment:
     """A guard reports progress. Repeating the current status is a harmless no-op."""
     assignment = await session.get(Assignment, assignment_id, with_for_update=True)
@@ -132,7 +141,9 @@ async def update_status(
     return assignment
 
 
-async def sync_status(session: AsyncSession, ctx: AppContext, incident: Incident, actor: str) -> None:
+async def sync_status(
+    session: AsyncSession, ctx: AppContext, incident: Incident, actor: str
+) -> None:
     """Derive the open incident's status from its assignments; all cleared means resolved."""
     if incident.status not in OPEN:
         return
@@ -148,13 +159,17 @@ async def sync_status(session: AsyncSession, ctx: AppContext, incident: Incident
     )
     active = counts.get("en_route", 0) + counts.get("on_scene", 0)
     if active == 0 and counts.get("cleared", 0) > 0:
-        await change_status(session, ctx, incident, "resolved", actor, {"reason": "all guards cleared"})
+        await change_status(
+            session, ctx, incident, "resolved", actor, {"reason": "all guards cleared"}
+        )
         return
     target = staffing_status(incident.status, active, counts.get("on_scene", 0))
     await change_status(session, ctx, incident, target, actor)
 
 
-async def clear_all(session: AsyncSession, ctx: AppContext, incident: Incident, note: str, actor: str) -> int:
+async def clear_all(
+    session: AsyncSession, ctx: AppContext, incident: Incident, note: str, actor: str
+) -> int:
     """Stand every active guard down (cancel, resolve, handover) and tell each of them."""
     active = (
         await session.scalars(
@@ -178,11 +193,15 @@ async def clear_all(session: AsyncSession, ctx: AppContext, incident: Incident, 
             station_id=incident.station_id,
             data={"assignment_id": assignment.id, "guard_id": assignment.guard_id, "note": note},
         )
-        await outbox.enqueue(session, ctx, assignment.guard_id, incident_update_frame(incident, note))
+        await outbox.enqueue(
+            session, ctx, assignment.guard_id, incident_update_frame(incident, note)
+        )
     return len(active)
 
 
-async def active_for_guard(session: AsyncSession, guard_id: str, incident_id: str) -> Assignment | None:
+async def active_for_guard(
+    session: AsyncSession, guard_id: str, incident_id: str
+) -> Assignment | None:
     return await session.scalar(
         select(Assignment).where(
             Assignment.guard_id == guard_id,
@@ -192,7 +211,9 @@ async def active_for_guard(session: AsyncSession, guard_id: str, incident_id: st
     )
 
 
-async def request_backup(session: AsyncSession, ctx: AppContext, guard_id: str, incident_id: str) -> Incident:
+async def request_backup(
+    session: AsyncSession, ctx: AppContext, guard_id: str, incident_id: str
+) -> Incident:
     """An assigned guard asks for backup; recorded on the timeline (and escalated by policy)."""
     incident = await session.get(Incident, incident_id, with_for_update=True)
     if incident is None:

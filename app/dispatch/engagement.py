@@ -52,7 +52,9 @@ async def release(session: AsyncSession, ctx: AppContext, guard_id: str, ref_id:
     return released
 
 
-async def convert_to_assignment(session: AsyncSession, guard_id: str, offer_id: str, assignment_id: str) -> bool:
+async def convert_to_assignment(
+    session: AsyncSession, guard_id: str, offer_id: str, assignment_id: str
+) -> bool:
     """The accepted offer's hold becomes the assignment's hold, without a gap."""
     result = await session.execute(
         update(GuardEngagement)

@@ -40,9 +40,9 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
     if incident.status not in STAFFABLE or incident.assigned_count >= incident.required_guards:
         return
     pending = await session.scalar(
-        select(func.count()).select_from(Offer).where(
-            Offer.incident_id == incident.id, Offer.outcome.is_(None)
-        )
+        select(func.count())
+        .select_from(Offer)
+        .where(Offer.incident_id == incident.id, Offer.outcome.is_(None))
     )
     if pending:
         return
@@ -65,7 +65,9 @@ async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
     return set(rows.all())
 
 
-async def _send_wave(session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy) -> int:
+async def _send_wave(
+    session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy
+) -> int:
     radius = policy.radii_m[incident.wave - 1]
     needed = incident.required_guards - incident.assigned_count
     refused = await _refused(session, incident.id)
@@ -113,7 +115,9 @@ async def _offer(
     policy: Policy,
 ) -> Offer | None:
     offer_id = new_id("off")
-    if not await engagement.claim(session, ctx, candidate.guard_id, incident.id, "offer", offer_id, now):
+    if not await engagement.claim(
+        session, ctx, candidate.guard_id, incident.id, "offer", offer_id, now
+    ):
         return None  # engaged elsewhere a moment ago: the database said no
     offer = Offer(
         id=offer_id,

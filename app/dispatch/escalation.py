@@ -29,13 +29,19 @@ ON_SCENE_DEADLINE = "on_scene_deadline"
 REASONS = ("policy", "no_guard", "backup_request", "operator")
 
 
-def recommend_units(units: list[PoliceUnit], lat: float, lon: float, limit: int = 5) -> list[dict[str, Any]]:
+def recommend_units(
+    units: list[PoliceUnit], lat: float, lon: float, limit: int = 5
+) -> list[dict[str, Any]]:
     """Available units, nearest first where a position is known, then by call sign."""
     ranked = []
     for unit in units:
         if unit.status != "available":
             continue
-        distance = haversine_m(lat, lon, unit.lat, unit.lon) if unit.lat is not None and unit.lon is not None else None
+        distance = (
+            haversine_m(lat, lon, unit.lat, unit.lon)
+            if unit.lat is not None and unit.lon is not None
+            else None
+        )
         ranked.append((distance is None, distance or 0.0, unit.call_sign, unit, distance))
     ranked.sort(key=lambda item: item[:3])
     return [
@@ -67,12 +73,24 @@ async def escalate(
     now = ctx.clock.now()
     existing = await _existing(session, incident.id, station_id)
     if existing is not None:
-        await _event(session, ctx, incident, existing, "escalation.retriggered", actor, reason=reason, rule=rule, note=note)
+        await _event(
+            session,
+            ctx,
+            incident,
+            existing,
+            "escalation.retriggered",
+            actor,
+            reason=reason,
+            rule=rule,
+            note=note,
+        )
         return existing
     station = await session.get(PoliceStation, station_id)
     if station is None:
         raise Conflict(f"no such station '{station_id}'", code="no_station")
-    units = list((await session.scalars(select(PoliceUnit).where(PoliceUnit.station_id == station_id))).all())
+    units = list(
+        (await session.scalars(select(PoliceUnit).where(PoliceUnit.station_id == station_id))).all()
+    )
     outside = station_id == incident.station_id and incident.station_match == "nearest"
     distance = None
     if outside:
@@ -93,12 +111,23 @@ async def escalate(
     }
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     inserted = (
-        await session.execute(insert(Escalation).values(values).on_conflict_do_nothing().returning(Escalation.id))
+        await session.execute(
+            insert(Escalation).values(values).on_conflict_do_nothing().returning(Escalation.id)
+        )
     ).scalar_one_or_none()
     escalation = await _existing(session, incident.id, station_id)
     assert escalation is not None
     if inserted is None:
-        await _event(session, ctx, incident, escalation, "escalation.retriggered", actor, reason=reason, rule=rule)
+        await _event(
+            session,
+            ctx,
+            incident,
+            escalation,
+            "escalation.retriggered",
+            actor,
+            reason=reason,
+            rule=rule,
+        )
         return escalation
     await _event(
         session,
@@ -128,7 +157,9 @@ async def escalate(
 
 async def _existing(session: AsyncSession, incident_id: str, station_id: str) -> Escalation | None:
     return await session.scalar(
-        select(Escalation).where(Escalation.incident_id == incident_id, Escalation.station_id == station_id)
+        select(Escalation).where(
+            Escalation.incident_id == incident_id, Escalation.station_id == station_id
+        )
     )
 
 
@@ -148,7 +179,12 @@ async def _event(
         at=ctx.clock.now(),
         incident_id=incident.id,
         station_id=escalation.station_id,
-        data={"escalation_id": escalation.id, "station_id": escalation.station_id, "status": escalation.status, **data},
+        data={
+            "escalation_id": escalation.id,
+            "station_id": escalation.station_id,
+            "status": escalation.status,
+            **data,
+        },
     )
 
 
@@ -169,12 +205,26 @@ async def on_intake(session: AsyncSession, ctx: AppContext, incident: Incident) 
         await timers.schedule(session, ctx, ON_SCENE_DEADLINE, incident.id, due)
 
 
-async def before_wave(session: AsyncSession, ctx: AppContext, incident: Incident, wave: int) -> None:
+async def before_wave(
+    session: AsyncSession, ctx: AppContext, incident: Incident, wave: int
+) -> None:
     """Escalate when the policy's number of waves passed with no guard accepting."""
     policy = _policy(ctx, incident)
     limit = policy.escalate_after_waves
-    if limit is not None and wave == limit + 1 and incident.assigned_count == 0 and incident.station_id:
-        await escalate(session, ctx, incident, "policy", "system:policy", rule=f"no_acceptance_after_{limit}_waves")
+    if (
+        limit is not None
+        and wave == limit + 1
+        and incident.assigned_count == 0
+        and incident.station_id
+    ):
+        await escalate(
+            session,
+            ctx,
+            incident,
+            "policy",
+            "system:policy",
+            rule=f"no_acceptance_after_{limit}_waves",
+        )
 
 
 async def on_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
@@ -182,7 +232,9 @@ async def on_unstaffed(session: AsyncSession, ctx: AppContext, incident: Inciden
         await escalate(session, ctx, incident, "no_guard", "system:policy")
 
 
-async def on_backup_request(session: AsyncSession, ctx: AppContext, incident: Incident, guard_id: str) -> bool:
+async def on_backup_request(
+    session: AsyncSession, ctx: AppContext, incident: Incident, guard_id: str
+) -> bool:
     """A guard on the scene asks for backup; escalates unless the policy leaves it to operators."""
     if not _policy(ctx, incident).escalate_on_backup or not incident.station_id:
         return False
@@ -196,4 +248,6 @@ async def on_scene_deadline(session: AsyncSession, ctx: AppContext, incident_id:
     if incident is None or incident.status not in OPEN or incident.status == "on_scene":
         return
     if incident.station_id:
-        await escalate(session, ctx, incident, "policy", "system:policy", rule="no_guard_on_scene_in_time")
+        await escalate(
+            session, ctx, incident, "policy", "system:policy", rule="no_guard_on_scene_in_time"
+        )

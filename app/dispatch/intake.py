@@ -25,7 +25,9 @@ async def receive(
     idempotency_key: str | None = None,
 ) -> tuple[Incident, bool]:
     """Store the incident (idempotently) and send its first wave; both commit together."""
-    incident, created = await create_incident(session, ctx, principal, body, idempotency_key=idempotency_key)
+    incident, created = await create_incident(
+        session, ctx, principal, body, idempotency_key=idempotency_key
+    )
     if created:
         await escalation.on_intake(session, ctx, incident)
         if principal.guard_id is not None:
@@ -34,11 +36,19 @@ async def receive(
     return incident, created
 
 
-async def _assign_reporter(session: AsyncSession, ctx: AppContext, incident: Incident, guard_id: str) -> None:
+async def _assign_reporter(
+    session: AsyncSession, ctx: AppContext, incident: Incident, guard_id: str
+) -> None:
     """A guard's own report: they are on the scene already, unless engaged elsewhere."""
     if await engagement.current(session, guard_id) is not None:
         return
     await assignments.take_seat(session, incident)
     await assignments.create(
-        session, ctx, incident, guard_id, source="report", actor=f"guard:{guard_id}", status="on_scene"
+        session,
+        ctx,
+        incident,
+        guard_id,
+        source="report",
+        actor=f"guard:{guard_id}",
+        status="on_scene",
     )

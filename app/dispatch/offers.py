@@ -37,7 +37,12 @@ async def _guard_offer(session: AsyncSession, guard_id: str, offer_id: str) -> O
 
 
 async def _close(
-    session: AsyncSession, ctx: AppContext, offer: Offer, outcome: str, reason: str | None, now: dt.datetime
+    session: AsyncSession,
+    ctx: AppContext,
+    offer: Offer,
+    outcome: str,
+    reason: str | None,
+    now: dt.datetime,
 ) -> bool:
     """Close an open offer (conditional UPDATE: only one closer wins) and free its guard."""
     result = await session.execute(
@@ -55,7 +60,13 @@ async def _close(
 
 
 async def _record(
-    session: AsyncSession, ctx: AppContext, incident: Incident, offer: Offer, kind: str, actor: str, **data: object
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    offer: Offer,
+    kind: str,
+    actor: str,
+    **data: object,
 ) -> None:
     await ctx.events.record(
         session,
@@ -75,7 +86,9 @@ async def _record(
     )
 
 
-async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str) -> Assignment:
+async def accept(
+    session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str
+) -> Assignment:
     """The guard takes the job, if a seat is still free; otherwise the offer is withdrawn."""
     offer = await _guard_offer(session, guard_id, offer_id)
     now = ctx.clock.now()
@@ -96,20 +109,45 @@ async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id
         )
         await engagement.release(session, ctx, offer.guard_id, offer.id)
         await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, "filled"))
-        await _record(session, ctx, incident, offer, "withdrawn", f"guard:{guard_id}", reason="filled", late_accept=True)
+        await _record(
+            session,
+            ctx,
+            incident,
+            offer,
+            "withdrawn",
+            f"guard:{guard_id}",
+            reason="filled",
+            late_accept=True,
+        )
         offer.outcome, offer.reason = "withdrawn", "filled"
         raise OfferClosed(offer)
     response_s = (now - offer.offered_at).total_seconds()
-    await _record(session, ctx, incident, offer, "accepted", f"guard:{guard_id}", response_s=round(response_s, 1))
+    await _record(
+        session,
+        ctx,
+        incident,
+        offer,
+        "accepted",
+        f"guard:{guard_id}",
+        response_s=round(response_s, 1),
+    )
     assignment = await assignments.create(
-        session, ctx, incident, guard_id, source="offer", actor=f"guard:{guard_id}", offer_id=offer.id
+        session,
+        ctx,
+        incident,
+        guard_id,
+        source="offer",
+        actor=f"guard:{guard_id}",
+        offer_id=offer.id,
     )
     if incident.assigned_count >= incident.required_guards:
         await withdraw_open(session, ctx, incident, reason="filled", actor=engine.ACTOR)
     return assignment
 
 
-async def decline(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str, reason: str | None) -> None:
+async def decline(
+    session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str, reason: str | None
+) -> None:
     offer = await _guard_offer(session, guard_id, offer_id)
     if not await _close(session, ctx, offer, "declined", reason, ctx.clock.now()):
         await session.refresh(offer)
@@ -123,7 +161,9 @@ async def decline(session: AsyncSession, ctx: AppContext, guard_id: str, offer_i
 async def expire(session: AsyncSession, ctx: AppContext, offer_id: str) -> None:
     """Timer handler: no answer in time. The guard is told, the next wave may go out."""
     offer = await session.get(Offer, offer_id)
-    if offer is None or not await _close(session, ctx, offer, "expired", "expired", ctx.clock.now()):
+    if offer is None or not await _close(
+        session, ctx, offer, "expired", "expired", ctx.clock.now()
+    ):
         return
     incident = await session.get(Incident, offer.incident_id, with_for_update=True)
     assert incident is not None
@@ -133,7 +173,12 @@ async def expire(session: AsyncSession, ctx: AppContext, offer_id: str) -> None:
 
 
 async def withdraw(
-    session: AsyncSession, ctx: AppContext, incident: Incident, offer: Offer, reason: str, actor: str
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    offer: Offer,
+    reason: str,
+    actor: str,
 ) -> bool:
     if not await _close(session, ctx, offer, "withdrawn", reason, ctx.clock.now()):
         return False
@@ -142,11 +187,15 @@ async def withdraw(
     return True
 
 
-async def withdraw_open(session: AsyncSession, ctx: AppContext, incident: Incident, reason: str, actor: str) -> int:
+async def withdraw_open(
+    session: AsyncSession, ctx: AppContext, incident: Incident, reason: str, actor: str
+) -> int:
     """Withdraw every open offer of the incident (filled, cancelled, resolved…)."""
     open_offers = (
         await session.scalars(
-            select(Offer).where(Offer.incident_id == incident.id, Offer.outcome.is_(None)).order_by(Offer.id)
+            select(Offer)
+            .where(Offer.incident_id == incident.id, Offer.outcome.is_(None))
+            .order_by(Offer.id)
         )
     ).all()
     withdrawn = 0

@@ -33,7 +33,9 @@ async def apply_action(
         await offers.withdraw_open(session, ctx, incident, reason=target, actor=principal.actor)
     await change_status(session, ctx, incident, target, principal.actor, {"note": note})
     if target in ("cancelled", "resolved"):
-        await assignments.clear_all(session, ctx, incident, note=note or target, actor=principal.actor)
+        await assignments.clear_all(
+            session, ctx, incident, note=note or target, actor=principal.actor
+        )
     return incident
 
 
@@ -49,7 +51,10 @@ def check_dispatchable(guard: Guard, company: SecurityCompany, today: dt.date) -
     if company.licence_expires_on < today:
         problems.append("company licence expired")
     if problems:
-        raise Conflict(f"guard '{guard.id}' cannot be dispatched: {', '.join(problems)}", code="guard_not_dispatchable")
+        raise Conflict(
+            f"guard '{guard.id}' cannot be dispatched: {', '.join(problems)}",
+            code="guard_not_dispatchable",
+        )
 
 
 async def assign(
@@ -78,12 +83,20 @@ async def assign(
     held = await engagement.current(session, guard_id)
     if held is not None and held.kind == "assignment":
         if held.incident_id == incident.id:
-            raise Conflict(f"guard '{guard_id}' is already assigned to this incident", code="already_assigned")
-        raise Conflict(f"guard '{guard_id}' is assigned to incident '{held.incident_id}'", code="guard_busy")
+            raise Conflict(
+                f"guard '{guard_id}' is already assigned to this incident", code="already_assigned"
+            )
+        raise Conflict(
+            f"guard '{guard_id}' is assigned to incident '{held.incident_id}'", code="guard_busy"
+        )
     if held is not None:
         pending = await session.get(Offer, held.ref_id)
         assert pending is not None
-        other = incident if held.incident_id == incident.id else await session.get(Incident, held.incident_id)
+        other = (
+            incident
+            if held.incident_id == incident.id
+            else await session.get(Incident, held.incident_id)
+        )
         assert other is not None
         await offers.withdraw(session, ctx, other, pending, "reassigned", principal.actor)
         if other is not incident:

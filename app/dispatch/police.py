@@ -48,13 +48,16 @@ async def _escalation(
         station_id = principal.station_id
     station_id = station_id or incident.station_id
     escalation = await session.scalar(
-        select(Escalation).where(Escalation.incident_id == incident.id, Escalation.station_id == station_id)
+        select(Escalation).where(
+            Escalation.incident_id == incident.id, Escalation.station_id == station_id
+        )
     )
     if escalation is None:
         if principal.station_id is not None and incident.station_id != principal.station_id:
             raise Forbidden(f"incident '{incident.id}' belongs to another station")
         raise Conflict(
-            f"incident '{incident.id}' has not been escalated to station '{station_id}'", code="not_escalated"
+            f"incident '{incident.id}' has not been escalated to station '{station_id}'",
+            code="not_escalated",
         )
     return escalation
 
@@ -80,7 +83,9 @@ async def step(
     if unit_id is not None:
         unit = await session.get(PoliceUnit, unit_id)
         if unit is None or unit.station_id != escalation.station_id:
-            raise Unprocessable("unit_id", f"no unit '{unit_id}' at station '{escalation.station_id}'")
+            raise Unprocessable(
+                "unit_id", f"no unit '{unit_id}' at station '{escalation.station_id}'"
+            )
         escalation.unit_id = unit.id
         if action == "ack":
             unit.status = "busy"
@@ -106,14 +111,25 @@ async def step(
             "note": note,
         },
     )
-    notice = _NOTICE[action] + (f" ({unit.call_sign})" if unit else "") + (f": {note}" if note else "")
+    notice = (
+        _NOTICE[action] + (f" ({unit.call_sign})" if unit else "") + (f": {note}" if note else "")
+    )
     if action == "handover":
         await assignments.clear_all(session, ctx, incident, note=notice, actor=principal.actor)
         if incident.status in OPEN:
-            await change_status(session, ctx, incident, "resolved", principal.actor, {"reason": "handed over to police"})
+            await change_status(
+                session,
+                ctx,
+                incident,
+                "resolved",
+                principal.actor,
+                {"reason": "handed over to police"},
+            )
     else:
         for assignment in await _active(session, incident.id):
-            await outbox.enqueue(session, ctx, assignment.guard_id, incident_update_frame(incident, notice))
+            await outbox.enqueue(
+                session, ctx, assignment.guard_id, incident_update_frame(incident, notice)
+            )
     return escalation
 
 
@@ -138,9 +154,15 @@ async def instruct(
     incident = await _incident(session, incident_id)
     if principal.station_id is not None and incident.station_id != principal.station_id:
         await _escalation(session, principal, incident, None)  # allowed if escalated to us
-    targets = [a.guard_id for a in await _active(session, incident.id) if guard_id in (None, a.guard_id)]
+    targets = [
+        a.guard_id for a in await _active(session, incident.id) if guard_id in (None, a.guard_id)
+    ]
     if not targets:
-        raise Conflict(f"no guard is working incident '{incident.id}'" + (f" as '{guard_id}'" if guard_id else ""), code="no_guards")
+        raise Conflict(
+            f"no guard is working incident '{incident.id}'"
+            + (f" as '{guard_id}'" if guard_id else ""),
+            code="no_guards",
+        )
     sender = principal.name
     for target in targets:
         await outbox.enqueue(session, ctx, target, instruction_frame(incident.id, text, sender))

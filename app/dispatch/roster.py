@@ -33,7 +33,9 @@ def entry_for(guard: Guard, company: SecurityCompany) -> GuardEntry:
         skills=frozenset(guard.skills),
         speed_mps=travel_speed_mps(frozenset(guard.skills)),
         eligible=guard.status == "active" and company.status == "active",
-        eligible_until=min(_end_of_day(guard.certificate_expires_on), _end_of_day(company.licence_expires_on)),
+        eligible_until=min(
+            _end_of_day(guard.certificate_expires_on), _end_of_day(company.licence_expires_on)
+        ),
     )
 
 
@@ -65,11 +67,18 @@ async def load_guard(ctx: AppContext, guard_id: str) -> GuardEntry | None:
     return entry
 
 
-def _restore(ctx: AppContext, entry: GuardEntry, presence: GuardPresence | None, engaged: bool) -> None:
+def _restore(
+    ctx: AppContext, entry: GuardEntry, presence: GuardPresence | None, engaged: bool
+) -> None:
     entry.engaged = engaged
     if presence is None:
         return
-    if presence.lat is not None and presence.lon is not None and presence.located_at and presence.seen_at:
+    if (
+        presence.lat is not None
+        and presence.lon is not None
+        and presence.located_at
+        and presence.seen_at
+    ):
         ctx.live.move(
             entry,
             presence.lat,
@@ -143,7 +152,12 @@ async def nearby(
     """Dispatchable guards nearest first, with the registry record of each."""
     found = ctx.live.nearest(lat, lon, k=limit, radius_m=radius_m, now=ctx.clock.now().timestamp())
     guards = {
-        g.id: g for g in (await session.scalars(select(Guard).where(Guard.id.in_([n.entry.guard_id for n in found])))).all()
+        g.id: g
+        for g in (
+            await session.scalars(
+                select(Guard).where(Guard.id.in_([n.entry.guard_id for n in found]))
+            )
+        ).all()
     }
     return [
         {

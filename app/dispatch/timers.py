@@ -29,7 +29,9 @@ Handler = Callable[[AsyncSession, "AppContext", str], Awaitable[Any]]
 _RETRY_S = (1, 5, 30, 120, 600)
 
 
-async def schedule(session: AsyncSession, ctx: AppContext, kind: str, subject_id: str, due_at: dt.datetime) -> None:
+async def schedule(
+    session: AsyncSession, ctx: AppContext, kind: str, subject_id: str, due_at: dt.datetime
+) -> None:
     """Set (or move) the `kind` timer of `subject_id` to `due_at`."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(Timer).values(kind=kind, subject_id=subject_id, due_at=due_at, attempts=0)
@@ -106,13 +108,19 @@ class Scheduler:
         except Exception:
             delay = _RETRY_S[min(attempts, len(_RETRY_S) - 1)]
             log.exception(
-                "timer %s for %s failed; retry in %s s", kind, subject_id, delay,
+                "timer %s for %s failed; retry in %s s",
+                kind,
+                subject_id,
+                delay,
                 extra={"timer_kind": kind, "subject_id": subject_id},
             )
             async with self.ctx.db.transaction() as session:
                 await session.execute(
                     update(Timer)
                     .where(Timer.id == timer_id)
-                    .values(attempts=attempts + 1, due_at=self.ctx.clock.now() + dt.timedelta(seconds=delay))
+                    .values(
+                        attempts=attempts + 1,
+                        due_at=self.ctx.clock.now() + dt.timedelta(seconds=delay),
+                    )
                 )
             return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clock import isoformat
 from app.db import SERIAL, after_commit
 from app.models import Event
+
+log = logging.getLogger("app.events")
 
 EventSink = Callable[[dict[str, Any]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]
@@ -49,10 +52,20 @@ class EventLog:
         await session.flush()
         for write in self.outbox_writers:
             await write(session, event)
-        if self.publish is not None:
-            payload = event_json(event)
-            publish = self.publish
-            after_commit(session, lambda: publish(payload))
+        payload = event_json(event)
+        publish = self.publish
+
+        def committed() -> None:
+            log.info(
+                "%s by %s",
+                payload["type"],
+                payload["actor"],
+                extra={"incident_id": payload["incident_id"], "event_id": payload["id"]},
+            )
+            if publish is not None:
+                publish(payload)
+
+        after_commit(session, committed)
         return event
 
 

@@ -100,7 +100,16 @@ class LiveIndex:
         """Add or replace a guard's entry, keeping its position, duty and flags if known."""
         old = self.entries.get(entry.guard_id)
         if old is not None:
-            for attr in ("on_duty", "lat", "lon", "accuracy_m", "located_at", "seen_at", "connected", "engaged"):
+            for attr in (
+                "on_duty",
+                "lat",
+                "lon",
+                "accuracy_m",
+                "located_at",
+                "seen_at",
+                "connected",
+                "engaged",
+            ):
                 setattr(entry, attr, getattr(old, attr))
             self._unplace(old)
         self.entries[entry.guard_id] = entry
@@ -114,7 +123,12 @@ class LiveIndex:
             self._unplace(entry)
 
     def move(
-        self, entry: GuardEntry, lat: float, lon: float, located_at: float, seen_at: float,
+        self,
+        entry: GuardEntry,
+        lat: float,
+        lon: float,
+        located_at: float,
+        seen_at: float,
         accuracy_m: float | None = None,
     ) -> None:
         """Record an accepted position (the caller has validated it)."""
@@ -140,7 +154,10 @@ class LiveIndex:
         entry.seen_at = 0.0
 
     def _place(self, entry: GuardEntry) -> None:
-        cell = (int(math.floor(entry.lat / self.cell_deg)), int(math.floor(entry.lon / self.cell_deg)))
+        cell = (
+            int(math.floor(entry.lat / self.cell_deg)),
+            int(math.floor(entry.lon / self.cell_deg)),
+        )
         if entry.cell != cell:
             self._unplace(entry)
             self._cells.setdefault(cell, {})[entry.guard_id] = entry

@@ -10,7 +10,9 @@ from sqlalchemy import ColumnElement, and_, func
 from app.geo.distance import EARTH_RADIUS_M, METRES_PER_DEGREE_LAT, metres_per_degree_lon
 
 
-def within_radius(lat_col: Any, lon_col: Any, lat: float, lon: float, radius_m: float) -> ColumnElement[bool]:
+def within_radius(
+    lat_col: Any, lon_col: Any, lat: float, lon: float, radius_m: float
+) -> ColumnElement[bool]:
     """Rows within `radius_m` of a point: a bounding box (index-friendly), then haversine."""
     dlat = radius_m / METRES_PER_DEGREE_LAT
     dlon = min(180.0, radius_m / metres_per_degree_lon(lat))

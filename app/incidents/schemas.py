@@ -24,10 +24,15 @@ Category = Literal[
 Source = Literal["console", "police", "guard", "alarm"]
 Status = Literal["new", "dispatching", "assigned", "on_scene", "resolved", "closed", "cancelled"]
 Priority = Annotated[int, Field(ge=1, le=4, strict=True)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 ExternalRef = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"
+    ),
 ]
 
 

@@ -107,7 +107,9 @@ async def create_incident(
             "required_guards": incident.required_guards,
             "station_id": incident.station_id,
             "station_match": incident.station_match,
-            "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1) if jurisdiction else None,
+            "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1)
+            if jurisdiction
+            else None,
         },
     )
     return incident, True
@@ -255,12 +257,20 @@ async def list_events(
 
 async def detail(session: AsyncSession, incident: Incident) -> dict[str, Any]:
     """The incident with its offers, assignments and escalations, oldest first."""
-    offers = (await session.scalars(select(Offer).where(Offer.incident_id == incident.id).order_by(Offer.id))).all()
+    offers = (
+        await session.scalars(
+            select(Offer).where(Offer.incident_id == incident.id).order_by(Offer.id)
+        )
+    ).all()
     assignments = (
-        await session.scalars(select(Assignment).where(Assignment.incident_id == incident.id).order_by(Assignment.id))
+        await session.scalars(
+            select(Assignment).where(Assignment.incident_id == incident.id).order_by(Assignment.id)
+        )
     ).all()
     escalations = (
-        await session.scalars(select(Escalation).where(Escalation.incident_id == incident.id).order_by(Escalation.id))
+        await session.scalars(
+            select(Escalation).where(Escalation.incident_id == incident.id).order_by(Escalation.id)
+        )
     ).all()
     return {
         **IncidentOut.model_validate(incident).model_dump(),

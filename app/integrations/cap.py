@@ -85,7 +85,11 @@ def render(incident: Incident, sender: str, sender_name: str) -> bytes:
     sub(info, "severity", severity)
     sub(info, "certainty", certainty)
     sub(info, "senderName", sender_name)
-    sub(info, "headline", f"P{incident.priority} {EVENT_NAMES.get(incident.category, 'Incident')}: {incident.status}")
+    sub(
+        info,
+        "headline",
+        f"P{incident.priority} {EVENT_NAMES.get(incident.category, 'Incident')}: {incident.status}",
+    )
     sub(info, "description", incident.description)
     parameter = ET.SubElement(info, f"{{{CAP_NS}}}parameter")
     sub(parameter, "valueName", "status")
@@ -93,4 +97,7 @@ def render(incident: Incident, sender: str, sender_name: str) -> bytes:
     area = ET.SubElement(info, f"{{{CAP_NS}}}area")
     sub(area, "areaDesc", incident.address or f"{incident.lat:.6f},{incident.lon:.6f}")
     sub(area, "circle", f"{incident.lat:.6f},{incident.lon:.6f} {AREA_RADIUS_KM}")
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(alert, encoding="unicode").encode()
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        + ET.tostring(alert, encoding="unicode").encode()
+    )

@@ -92,16 +92,22 @@ class WebhookSender:
             rows = (
                 await session.execute(
                     select(WebhookDelivery.id, WebhookDelivery.subscription_id)
-                    .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                    .where(
+                        WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now
+                    )
                     .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                     .limit(self.ctx.settings.webhook_batch + len(self._inflight))
                 )
             ).all()
-        return [(d, s) for d, s in rows if d not in self._inflight][: self.ctx.settings.webhook_batch]
+        return [(d, s) for d, s in rows if d not in self._inflight][
+            : self.ctx.settings.webhook_batch
+        ]
 
     async def _next_due(self) -> dt.datetime | None:
         async with self.ctx.db.transaction(readonly=True) as session:
-            stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.status == "pending")
+            stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(
+                WebhookDelivery.status == "pending"
+            )
             if self._inflight:
                 stmt = stmt.where(WebhookDelivery.id.not_in(self._inflight))
             return await session.scalar(stmt)
@@ -125,7 +131,10 @@ class WebhookSender:
             row = (
                 await session.execute(
                     select(WebhookDelivery, WebhookSubscription)
-                    .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+                    .join(
+                        WebhookSubscription,
+                        WebhookSubscription.id == WebhookDelivery.subscription_id,
+                    )
                     .where(WebhookDelivery.id == delivery_id)
                 )
             ).first()
@@ -156,8 +165,12 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"[:500]
         latency_ms = (time.perf_counter() - started) * 1000
         ok = status_code is not None and 200 <= status_code < 300
-        ctx.metrics.webhook_attempts.labels("ok" if ok else "error" if status_code is None else str(status_code)).inc()
-        await self._record(delivery.id, subscription.id, status_code, latency_ms, excerpt, error, ok)
+        ctx.metrics.webhook_attempts.labels(
+            "ok" if ok else "error" if status_code is None else str(status_code)
+        ).inc()
+        await self._record(
+            delivery.id, subscription.id, status_code, latency_ms, excerpt, error, ok
+        )
 
     async def _record(
         self,
@@ -189,11 +202,17 @@ class WebhookSender:
             delivery.attempts += 1
             delivery.last_attempt_at = now
             if ok:
-                delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+                delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
+                    "delivered",
+                    now,
+                    None,
+                )
             elif gone:
                 subscription = await session.get(WebhookSubscription, subscription_id)
                 assert subscription is not None
-                await deactivate(session, ctx, subscription, "receiver answered 410 Gone", "system:webhooks")
+                await deactivate(
+                    session, ctx, subscription, "receiver answered 410 Gone", "system:webhooks"
+                )
                 delivery.status, delivery.next_attempt_at = "failed", None
             else:
                 delay = retry_delay(delivery.attempts, self._rng)

@@ -107,7 +107,11 @@ async def create_subscription(
         actor=principal.actor,
         at=now,
         station_id=station_id,
-        data={"subscription_id": subscription.id, "url": url, "event_types": subscription.event_types},
+        data={
+            "subscription_id": subscription.id,
+            "url": url,
+            "event_types": subscription.event_types,
+        },
     )
     return subscription, secret
 
@@ -115,13 +119,19 @@ async def create_subscription(
 async def list_subscriptions(
     session: AsyncSession, principal: Principal, cursor: str | None, limit: int
 ) -> tuple[list[WebhookSubscription], str | None]:
-    stmt = _visible(select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None)), principal)
+    stmt = _visible(
+        select(WebhookSubscription).where(WebhookSubscription.deleted_at.is_(None)), principal
+    )
     return await paginate(session, stmt, WebhookSubscription.id, cursor, limit)
 
 
-async def get_subscription(session: AsyncSession, principal: Principal, subscription_id: str) -> WebhookSubscription:
+async def get_subscription(
+    session: AsyncSession, principal: Principal, subscription_id: str
+) -> WebhookSubscription:
     found = await session.scalar(
-        _visible(select(WebhookSubscription).where(WebhookSubscription.id == subscription_id), principal)
+        _visible(
+            select(WebhookSubscription).where(WebhookSubscription.id == subscription_id), principal
+        )
     )
     if found is None or found.deleted_at is not None:
         raise NotFound(f"webhook '{subscription_id}' not found")
@@ -129,7 +139,13 @@ async def get_subscription(session: AsyncSession, principal: Principal, subscrip
 
 
 async def deactivate(
-    session: AsyncSession, ctx: AppContext, subscription: WebhookSubscription, reason: str, actor: str, *, delete: bool = False
+    session: AsyncSession,
+    ctx: AppContext,
+    subscription: WebhookSubscription,
+    reason: str,
+    actor: str,
+    *,
+    delete: bool = False,
 ) -> None:
     """Stop a subscription (deleted, or 410 Gone): its pending deliveries fail."""
     now = ctx.clock.now()
@@ -140,7 +156,9 @@ async def deactivate(
         subscription.deleted_at = now
     await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.subscription_id == subscription.id, WebhookDelivery.status == "pending")
+        .where(
+            WebhookDelivery.subscription_id == subscription.id, WebhookDelivery.status == "pending"
+        )
         .values(status="failed", next_attempt_at=None)
     )
     await ctx.events.record(
@@ -154,30 +172,43 @@ async def deactivate(
 
 
 async def list_deliveries(
-    session: AsyncSession, principal: Principal, subscription_id: str, cursor: str | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    subscription_id: str,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Deliveries newest first, each with its attempts."""
     await get_subscription(session, principal, subscription_id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
-    deliveries, next_cursor = await paginate(session, stmt, WebhookDelivery.id, cursor, limit, newest_first=True)
+    deliveries, next_cursor = await paginate(
+        session, stmt, WebhookDelivery.id, cursor, limit, newest_first=True
+    )
     attempts: dict[str, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
     if deliveries:
         rows = await session.scalars(
-            select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(attempts)).order_by(WebhookAttempt.id)
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(attempts))
+            .order_by(WebhookAttempt.id)
         )
         for attempt in rows.all():
             attempts[attempt.delivery_id].append(attempt)
     return [{"delivery": d, "attempts": attempts[d.id]} for d in deliveries], next_cursor
 
 
-async def replay(session: AsyncSession, ctx: AppContext, principal: Principal, delivery_id: str) -> WebhookDelivery:
+async def replay(
+    session: AsyncSession, ctx: AppContext, principal: Principal, delivery_id: str
+) -> WebhookDelivery:
     """Send a delivery again, now, with the same webhook-id (receivers de-duplicate)."""
     delivery = await session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         raise NotFound(f"delivery '{delivery_id}' not found")
     subscription = await get_subscription(session, principal, delivery.subscription_id)
     if not subscription.active:
-        raise Conflict(f"webhook '{subscription.id}' is disabled ({subscription.disabled_reason})", code="webhook_disabled")
+        raise Conflict(
+            f"webhook '{subscription.id}' is disabled ({subscription.disabled_reason})",
+            code="webhook_disabled",
+        )
     delivery.status = "pending"
     delivery.attempts = 0
     delivery.next_attempt_at = ctx.clock.now()
@@ -208,10 +239,16 @@ class WebhookOutbox:
             stations.append(WebhookSubscription.station_id == event.station_id)
         subscriptions = (
             await session.scalars(
-                select(WebhookSubscription).where(WebhookSubscription.active.is_(True), or_(*stations))
+                select(WebhookSubscription).where(
+                    WebhookSubscription.active.is_(True), or_(*stations)
+                )
             )
         ).all()
-        payload = {"type": webhook_type, "timestamp": isoformat(event.at), "data": event_json(event)}
+        payload = {
+            "type": webhook_type,
+            "timestamp": isoformat(event.at),
+            "data": event_json(event),
+        }
         created = 0
         for subscription in subscriptions:
             if webhook_type in subscription.event_types:

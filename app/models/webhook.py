@@ -33,7 +33,9 @@ class WebhookDelivery(Base):
     """One event for one subscription. Its id is the `webhook-id`, stable across retries."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[str] = id_column()
     subscription_id: Mapped[str] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)

@@ -37,10 +37,14 @@ async def _principal(ctx: AppContext, ws: WebSocket) -> Principal | None:
     token = bearer_token(ws.headers.get("authorization"))
     if token is None:
         try:
-            first = json.loads(await asyncio.wait_for(ws.receive_text(), ctx.settings.ws_hello_timeout_s))
+            first = json.loads(
+                await asyncio.wait_for(ws.receive_text(), ctx.settings.ws_hello_timeout_s)
+            )
         except (TimeoutError, ValueError, KeyError):
             return None
-        token = first.get("token") if isinstance(first, dict) and first.get("type") == "hello" else None
+        token = (
+            first.get("token") if isinstance(first, dict) and first.get("type") == "hello" else None
+        )
         if not isinstance(token, str):
             return None
     async with ctx.db.transaction(readonly=True) as session:
@@ -65,7 +69,9 @@ async def event_stream(ws: WebSocket) -> None:
     try:
         after = _parse_after(ws.query_params.get("after"))
     except ValueError as exc:
-        await ws.send_text(json.dumps({"type": "error", "code": "invalid_query", "message": str(exc)}))
+        await ws.send_text(
+            json.dumps({"type": "error", "code": "invalid_query", "message": str(exc)})
+        )
         await ws.close(1008, "invalid query")
         return
     station_id = ws.query_params.get("station_id") or None
@@ -107,7 +113,11 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
             if get not in done:
                 get.cancel()
                 if not done:
-                    beat = {"type": "heartbeat", "at": isoformat(ctx.clock.now()), "last_event_id": str(last)}
+                    beat = {
+                        "type": "heartbeat",
+                        "at": isoformat(ctx.clock.now()),
+                        "last_event_id": str(last),
+                    }
                     await _send_unless(ws, beat, overflow)
                 continue
             event = get.result()
@@ -122,7 +132,9 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
     if overflow.done():
         # The close frame queues behind what the client has not read yet.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(CLOSE_SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S)
+            await asyncio.wait_for(
+                ws.close(CLOSE_SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S
+            )
     overflow.cancel()
 
 

@@ -113,13 +113,33 @@ class Ping(_Frame):
 
 
 IncomingFrame = Annotated[
-    Hello | Location | Duty | Ack | OfferAccept | OfferDecline | AssignmentStatus | Report | BackupRequest | Ping,
+    Hello
+    | Location
+    | Duty
+    | Ack
+    | OfferAccept
+    | OfferDecline
+    | AssignmentStatus
+    | Report
+    | BackupRequest
+    | Ping,
     Field(discriminator="type"),
 ]
 _incoming: TypeAdapter[Any] = TypeAdapter(IncomingFrame)
 FRAME_TYPES = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in (Hello, Location, Duty, Ack, OfferAccept, OfferDecline, AssignmentStatus, Report, BackupRequest, Ping)
+    for m in (
+        Hello,
+        Location,
+        Duty,
+        Ack,
+        OfferAccept,
+        OfferDecline,
+        AssignmentStatus,
+        Report,
+        BackupRequest,
+        Ping,
+    )
 )
 
 

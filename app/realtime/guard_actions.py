@@ -6,26 +6,29 @@ from typing import TYPE_CHECKING, Any
 
 from app.auth.principal import Principal
 from app.dispatch import assignments, intake, offers, roster
-from app.dispatch.offers import OfferClosed
 from app.geo.live_index import GuardEntry
 from app.incidents.schemas import IncidentCreate
+from app.models import Incident
 from app.realtime import frames, outbox
 from app.realtime.guard_link import GuardLink
-from app.models import Incident
 from app.schemas import Location
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
 
-async def handle(ctx: AppContext, link: GuardLink, entry: GuardEntry, principal: Principal, frame: Any) -> None:
+async def handle(
+    ctx: AppContext, link: GuardLink, entry: GuardEntry, principal: Principal, frame: Any
+) -> None:
     """Carry out one validated frame; raises FrameError or AppError for an error reply."""
     guard_id = link.guard_id
     match frame:
         case frames.Location():
             ctx.positions.ingest(entry, frame)
         case frames.Ping():
-            link.reply({"type": "pong", "server_time": ctx.clock.now().isoformat().replace("+00:00", "Z")})
+            link.reply(
+                {"type": "pong", "server_time": ctx.clock.now().isoformat().replace("+00:00", "Z")}
+            )
         case frames.Ack():
             async with ctx.db.transaction(serial=False) as session:
                 await outbox.acknowledge(session, guard_id, frame.seq)
@@ -57,10 +60,14 @@ async def handle(ctx: AppContext, link: GuardLink, entry: GuardEntry, principal:
             )
             async with ctx.db.transaction() as session:
                 incident, _ = await intake.receive(session, ctx, principal, body)
-            link.reply({"type": "report.accepted", "incident_id": incident.id, "status": incident.status})
+            link.reply(
+                {"type": "report.accepted", "incident_id": incident.id, "status": incident.status}
+            )
         case frames.BackupRequest():
             async with ctx.db.transaction() as session:
-                incident = await assignments.request_backup(session, ctx, guard_id, frame.incident_id)
+                incident = await assignments.request_backup(
+                    session, ctx, guard_id, frame.incident_id
+                )
             link.reply({"type": "backup.requested", "incident_id": incident.id})
         case frames.Hello():
             # A second hello: its resume point is an acknowledgement; replay already ran.

@@ -125,7 +125,11 @@ class GuardLink:
         except asyncio.CancelledError:
             await self._close_now()
         except Exception:
-            log.info("guard %s send failed; connection gone", self.guard_id, extra={"guard_id": self.guard_id})
+            log.info(
+                "guard %s send failed; connection gone",
+                self.guard_id,
+                extra={"guard_id": self.guard_id},
+            )
 
     async def _catch_up(self) -> None:
         async with self.ctx.db.transaction(readonly=True) as session:

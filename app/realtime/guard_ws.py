@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.api.deps import bearer_token
 from app.auth.principal import Principal, resolve_token
 from app.dispatch import roster
+from app.dispatch.offers import OfferClosed
 from app.errors import AppError
 from app.geo.live_index import GuardEntry
 from app.realtime import frames, guard_actions
@@ -99,7 +100,9 @@ async def guard_socket(ws: WebSocket) -> None:
 class GuardSession:
     """The receive loop of one authenticated guard connection."""
 
-    def __init__(self, ctx: AppContext, ws: WebSocket, principal: Principal, entry: GuardEntry) -> None:
+    def __init__(
+        self, ctx: AppContext, ws: WebSocket, principal: Principal, entry: GuardEntry
+    ) -> None:
         assert principal.guard_id is not None
         self.ctx = ctx
         self.ws = ws
@@ -148,7 +151,10 @@ class GuardSession:
         """Token bucket per connection: a flood is throttled and, if it goes on, closed."""
         settings = self.ctx.settings
         now = time.monotonic()
-        self._tokens = min(settings.ws_frame_burst, self._tokens + (now - self._refilled) * settings.ws_frames_per_s)
+        self._tokens = min(
+            settings.ws_frame_burst,
+            self._tokens + (now - self._refilled) * settings.ws_frames_per_s,
+        )
         self._refilled = now
         if self._tokens >= 1:
             self._tokens -= 1
@@ -160,7 +166,11 @@ class GuardSession:
         elif now - self._last_throttle_notice >= 1.0:
             self._last_throttle_notice = now
             self.link.reply(
-                {"type": "error", "code": "rate_limited", "message": "too many frames; some were dropped"}
+                {
+                    "type": "error",
+                    "code": "rate_limited",
+                    "message": "too many frames; some were dropped",
+                }
             )
         return False
 
@@ -168,9 +178,14 @@ class GuardSession:
         self.link.last_frame_at = time.monotonic()
         if not self._allow():
             return
-        if len(text) > self.ctx.settings.ws_max_frame_bytes:
+        limit = self.ctx.settings.ws_max_frame_bytes
+        if len(text) > limit:
             self.link.reply(
-                {"type": "error", "code": "frame_too_large", "message": f"frames are limited to {self.ctx.settings.ws_max_frame_bytes} bytes"}
+                {
+                    "type": "error",
+                    "code": "frame_too_large",
+                    "message": f"frames are limited to {limit} bytes",
+                }
             )
             return
         frame: Any = None
@@ -180,18 +195,24 @@ class GuardSession:
         except frames.FrameError as exc:
             self._count(frame, exc.code)
             self.link.reply(exc.frame())
-        except guard_actions.OfferClosed as exc:
+        except OfferClosed as exc:
             self.link.reply(frames.withdrawn_frame(exc.offer_id, exc.reason))
         except AppError as exc:
-            self.link.reply(frames.FrameError(exc.code, exc.message, ref=getattr(frame, "type", None)).frame())
+            self.link.reply(
+                frames.FrameError(exc.code, exc.message, ref=getattr(frame, "type", None)).frame()
+            )
         except Exception:
             log.exception("guard frame failed", extra={"guard_id": self.link.guard_id})
-            self.link.reply({"type": "error", "code": "internal_error", "message": "internal error"})
+            self.link.reply(
+                {"type": "error", "code": "internal_error", "message": "internal error"}
+            )
         else:
             self._count(frame, "ok")
 
     def _count(self, frame: Any, outcome: str) -> None:
-        if isinstance(frame, frames.Location) or outcome in ("invalid_location", "stale_location", "off_duty"):
+        if isinstance(frame, frames.Location) or outcome in (
+            "invalid_location",
+            "stale_location",
+            "off_duty",
+        ):
             self.ctx.metrics.location_pings.labels(outcome).inc()
-
-

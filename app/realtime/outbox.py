@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from app.context import AppContext
 
 
-async def enqueue(session: AsyncSession, ctx: AppContext, guard_id: str, frame: dict[str, Any]) -> int:
+async def enqueue(
+    session: AsyncSession, ctx: AppContext, guard_id: str, frame: dict[str, Any]
+) -> int:
     """Store `frame` for the guard with the next sequence number; deliver after commit."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     stmt = (
@@ -48,8 +50,11 @@ async def acknowledge(session: AsyncSession, guard_id: str, seq: int) -> None:
             GuardChannel.guard_id == guard_id,
             GuardChannel.acked_seq < seq,
         )
-        .values(acked_seq=func.min(seq, GuardChannel.last_seq) if session.bind.dialect.name == "sqlite"
-                else func.least(seq, GuardChannel.last_seq))
+        .values(
+            acked_seq=func.min(seq, GuardChannel.last_seq)
+            if session.bind.dialect.name == "sqlite"
+            else func.least(seq, GuardChannel.last_seq)
+        )
     )
 
 
@@ -57,13 +62,17 @@ async def channel_state(session: AsyncSession, guard_id: str) -> tuple[int, int]
     """(last_seq, acked_seq) for the guard; (0, 0) before its first message."""
     row = (
         await session.execute(
-            select(GuardChannel.last_seq, GuardChannel.acked_seq).where(GuardChannel.guard_id == guard_id)
+            select(GuardChannel.last_seq, GuardChannel.acked_seq).where(
+                GuardChannel.guard_id == guard_id
+            )
         )
     ).first()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def pending(session: AsyncSession, guard_id: str, after_seq: int, limit: int = 500) -> list[dict[str, Any]]:
+async def pending(
+    session: AsyncSession, guard_id: str, after_seq: int, limit: int = 500
+) -> list[dict[str, Any]]:
     """Unacknowledged frames with seq > after_seq, in order."""
     _, acked = await channel_state(session, guard_id)
     rows = await session.scalars(

@@ -35,7 +35,9 @@ def check_ping(
         elapsed = at - entry.located_at
         if elapsed <= 0:
             return FrameError(
-                "stale_location", "location.at: not after the last accepted position", ref="location"
+                "stale_location",
+                "location.at: not after the last accepted position",
+                ref="location",
             )
         speed = haversine_m(entry.lat, entry.lon, lat, lon) / elapsed
         if speed > settings.max_ping_speed_mps:
@@ -60,7 +62,9 @@ class PositionWriter:
         """Apply a validated location frame, or raise FrameError; no I/O."""
         settings = self.ctx.settings
         if not entry.on_duty:
-            raise FrameError("off_duty", "location: ignored while off duty (send duty on first)", ref="location")
+            raise FrameError(
+                "off_duty", "location: ignored while off duty (send duty on first)", ref="location"
+            )
         now = self.ctx.clock.now().timestamp()
         at = frame.at.timestamp()
         problem = check_ping(entry, frame.lat, frame.lon, at, now, settings)
@@ -105,9 +109,19 @@ class PositionWriter:
             async with self.ctx.db.transaction(serial=False) as session:
                 if latest:
                     dialect = session.bind.dialect.name
-                    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(GuardPresence)
+                    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+                        GuardPresence
+                    )
                     # on_duty is written by the duty handler only: a late flush must not undo "off".
-                    columns = ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at")
+                    columns = (
+                        "lat",
+                        "lon",
+                        "accuracy_m",
+                        "heading",
+                        "speed_mps",
+                        "located_at",
+                        "seen_at",
+                    )
                     stmt = upsert.on_conflict_do_update(
                         index_elements=["guard_id"], set_={c: upsert.excluded[c] for c in columns}
                     )
@@ -131,7 +145,11 @@ class PositionWriter:
                 log.exception("position write-behind failed; will retry")
 
     async def prune_history(self) -> int:
-        cutoff = self.ctx.clock.now() - dt.timedelta(hours=self.ctx.settings.position_history_retention_h)
+        cutoff = self.ctx.clock.now() - dt.timedelta(
+            hours=self.ctx.settings.position_history_retention_h
+        )
         async with self.ctx.db.transaction(serial=False) as session:
-            result = await session.execute(delete(PositionHistory).where(PositionHistory.located_at < cutoff))
+            result = await session.execute(
+                delete(PositionHistory).where(PositionHistory.located_at < cutoff)
+            )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

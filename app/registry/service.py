@@ -78,7 +78,11 @@ async def create_company(
     session.add(company)
     await _flush_unique(session, f"a company with licence_no '{body.licence_no}'")
     await ctx.events.record(
-        session, type="company.created", actor=principal.actor, at=now, data={"company_id": company.id}
+        session,
+        type="company.created",
+        actor=principal.actor,
+        at=now,
+        data={"company_id": company.id},
     )
     return company
 
@@ -94,7 +98,9 @@ async def list_companies(
     return await paginate(session, stmt, SecurityCompany.id, cursor, limit)
 
 
-async def get_company(session: AsyncSession, principal: Principal, company_id: str) -> SecurityCompany:
+async def get_company(
+    session: AsyncSession, principal: Principal, company_id: str
+) -> SecurityCompany:
     company = await get_or_404(session, SecurityCompany, company_id, "company")
     _check_company(principal, company.id)
     return company
@@ -108,7 +114,9 @@ async def update_company(
     body: schemas.CompanyUpdate,
 ) -> SecurityCompany:
     company = await get_or_404(session, SecurityCompany, company_id, "company")
-    changes = _patch(company, body.model_dump(exclude_unset=True), required=set(type(body).model_fields))
+    changes = _patch(
+        company, body.model_dump(exclude_unset=True), required=set(type(body).model_fields)
+    )
     company.updated_at = ctx.clock.now()
     await _flush_unique(session, f"a company with licence_no '{company.licence_no}'")
     guards = (await session.scalars(select(Guard).where(Guard.company_id == company.id))).all()
@@ -171,7 +179,9 @@ async def list_guards(
 
 def _has_skill(session: AsyncSession, skill: str) -> Any:
     if session.bind.dialect.name == "postgresql":
-        return text("guards.skills @> jsonb_build_array(CAST(:skill AS text))").bindparams(skill=skill)
+        return text("guards.skills @> jsonb_build_array(CAST(:skill AS text))").bindparams(
+            skill=skill
+        )
     return text("EXISTS (SELECT 1 FROM json_each(guards.skills) WHERE value = :skill)").bindparams(
         skill=skill
     )

@@ -145,7 +145,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_assignments_incident_id", ["incident_id"], unique=False)
 
     with op.batch_alter_table("incidents", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("assigned_count", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(
+            sa.Column("assigned_count", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.add_column(sa.Column("wave", sa.Integer(), nullable=False, server_default="0"))
 
 
