@@ -54,9 +54,7 @@ async def test_priority_one_escalates_at_once_with_units_nearest_first(
     ]
     assert 790 < escalation["recommended_units"][0]["distance_m"] < 810
     assert escalation["recommended_units"][2]["distance_m"] is None
-    events = [
-        e for e in await timeline(harness, incident["id"]) if e["type"] == "incident.escalated"
-    ]
+    events = [e for e in await timeline(harness, incident["id"]) if e["type"] == "escalation.sent"]
     assert events[0]["data"]["rule"] == "immediate" and events[0]["station_id"] == station["id"]
 
 
@@ -73,12 +71,12 @@ async def test_priority_two_escalates_after_two_waves_without_acceptance(
     events = [
         e
         for e in await timeline(harness, incident["id"])
-        if e["type"] in ("incident.escalated", "dispatch.wave")
+        if e["type"] in ("escalation.sent", "dispatch.wave")
     ]
     assert [e["type"] for e in events] == [
         "dispatch.wave",
         "dispatch.wave",
-        "incident.escalated",
+        "escalation.sent",
         "dispatch.wave",
     ]
     assert events[2]["data"]["rule"] == "no_acceptance_after_2_waves"
@@ -104,9 +102,7 @@ async def test_priority_two_escalates_when_no_guard_is_on_scene_in_five_minutes(
             break
         await phone.sync()
     assert found[0]["reason"] == "policy"
-    events = [
-        e for e in await timeline(harness, incident["id"]) if e["type"] == "incident.escalated"
-    ]
+    events = [e for e in await timeline(harness, incident["id"]) if e["type"] == "escalation.sent"]
     assert events[0]["data"]["rule"] == "no_guard_on_scene_in_time"
     await phone.close()
 
@@ -321,7 +317,7 @@ async def test_police_flow_create_accept_escalate_ack_arrive_handover_close(
     )
     types = [e["type"] for e in await timeline(harness, incident_id)]
     for expected in (
-        "incident.escalated",
+        "escalation.sent",
         "escalation.acknowledged",
         "incident.instruction",
         "escalation.police_on_scene",

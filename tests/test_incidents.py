@@ -362,3 +362,18 @@ async def test_get_incident_and_unknown_is_404(harness: Harness, area: tuple[flo
     fetched = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
     assert fetched["id"] == incident["id"] and math.isclose(fetched["location"]["lat"], area[0])
     assert_error(await harness.get("/api/v1/incidents/inc_nope"), 404, "not_found")
+
+
+async def test_reporter_may_be_a_name_or_an_object(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    named = await harness.make_incident(area, reporter="Wang Fang")
+    full = await harness.make_incident(
+        area, reporter={"name": "Li Lei", "phone": "+86 138 0000 0000"}
+    )
+    assert named["reporter"] == {"name": "Wang Fang"}
+    assert full["reporter"] == {"name": "Li Lei", "phone": "+86 138 0000 0000"}
+    bad = await harness.post(
+        "/api/v1/incidents", body(area, reporter={"email": "x"}), role="operator"
+    )
+    assert_error(bad, 422, "validation_error")

@@ -134,7 +134,7 @@ async def escalate(
         ctx,
         incident,
         escalation,
-        "incident.escalated",
+        "escalation.sent",
         actor,
         reason=reason,
         rule=rule,

@@ -50,7 +50,7 @@ class IncidentCreate(Input):
     source: Source | None = None
     external_ref: ExternalRef | None = None
     required_guards: Annotated[int, Field(ge=1, le=20, strict=True)] | None = None
-    reporter: Reporter | None = None
+    reporter: Reporter | Name | None = None  # a name alone, or {name, phone}
 
 
 class IncidentAction(Input):

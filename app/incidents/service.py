@@ -24,6 +24,14 @@ from app.models import Assignment, Escalation, Event, Incident, Offer
 _DEFAULT_SOURCE = {"user": "console", "api_key": "police", "guard": "guard"}
 
 
+def _reporter(body: IncidentCreate) -> dict[str, Any] | None:
+    if body.reporter is None:
+        return None
+    if isinstance(body.reporter, str):
+        return {"name": body.reporter}
+    return body.reporter.model_dump(exclude_none=True)
+
+
 def _request_hash(body: IncidentCreate, source: str) -> str:
     canonical = json.dumps(
         {**body.model_dump(mode="json"), "source": source}, sort_keys=True, separators=(",", ":")
@@ -64,7 +72,7 @@ async def create_incident(
         "lon": body.location.lon,
         "address": body.address,
         "description": body.description,
-        "reporter": body.reporter.model_dump(exclude_none=True) if body.reporter else None,
+        "reporter": _reporter(body),
         "external_ref": body.external_ref,
         "idempotency_scope": scope,
         "idempotency_key": idempotency_key,

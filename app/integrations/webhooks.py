@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # Internal event type → the webhook event type receivers subscribe to.
 WEBHOOK_TYPES: dict[str, str] = {
     "incident.created": "incident.created",
-    "incident.escalated": "incident.escalated",
+    "escalation.sent": "incident.escalated",
     "incident.assigned": "incident.assigned",
     "assignment.on_scene": "guard.on_scene",
     "incident.unstaffed": "incident.unstaffed",

@@ -74,7 +74,7 @@ async def event_stream(ws: WebSocket) -> None:
         )
         await ws.close(1008, "invalid query")
         return
-    station_id = ws.query_params.get("station_id") or None
+    station_id = ws.query_params.get("station_id") or ws.query_params.get("station") or None
     try:
         principal = await _principal(ctx, ws)
     except WebSocketDisconnect:

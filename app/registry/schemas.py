@@ -23,7 +23,9 @@ from app.schemas import (
 CompanyStatus = Literal["active", "suspended"]
 GuardStatus = Literal["active", "suspended", "left"]
 UnitKind = Literal["patrol_car", "foot", "motorcycle"]
-UnitStatus = Literal["available", "busy", "off_duty", "out_of_service"]
+UnitStatus = Literal[
+    "available", "dispatched", "en_route", "on_scene", "busy", "off_duty", "out_of_service"
+]
 Skills = Annotated[list[Skill], Field(max_length=16)]
 
 
