@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     policy: PolicyOverrides = PolicyOverrides()
     position_freshness_s: float = Field(120, gt=0)
     position_flush_interval_s: float = Field(1.0, gt=0)
+    position_flush_chunk: int = Field(200, ge=1)
     position_history_interval_s: float = Field(15, ge=0)
     position_history_retention_h: float = Field(72, gt=0)
     max_ping_speed_mps: float = Field(70, gt=0)

@@ -100,40 +100,41 @@ class PositionWriter:
         return len(self._latest) + len(self._history)
 
     async def flush(self) -> int:
-        """Write what has accumulated; on failure it is kept for the next tick."""
+        """Write what has accumulated, in short transactions; on failure it is kept."""
         if not self._latest and not self._history:
             return 0
-        latest, history = self._latest, self._history
+        latest, history = list(self._latest.values()), self._history
         self._latest, self._history = {}, []
+        chunk = self.ctx.settings.position_flush_chunk
+        written = 0
         try:
-            async with self.ctx.db.transaction(serial=False) as session:
-                if latest:
-                    dialect = session.bind.dialect.name
-                    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-                        GuardPresence
-                    )
-                    # on_duty is written by the duty handler only: a late flush must not undo "off".
-                    columns = (
-                        "lat",
-                        "lon",
-                        "accuracy_m",
-                        "heading",
-                        "speed_mps",
-                        "located_at",
-                        "seen_at",
-                    )
-                    stmt = upsert.on_conflict_do_update(
-                        index_elements=["guard_id"], set_={c: upsert.excluded[c] for c in columns}
-                    )
-                    await session.execute(stmt, list(latest.values()))
-                if history:
-                    await session.execute(insert(PositionHistory), history)
+            # Short transactions: on SQLite the writer lock is released between chunks,
+            # so a dispatch transaction waits for one chunk at most, never a whole tick.
+            while written < len(latest):
+                await self._write_latest(latest[written : written + chunk])
+                written += chunk
+            for start in range(0, len(history), chunk):
+                async with self.ctx.db.transaction(serial=False) as session:
+                    await session.execute(insert(PositionHistory), history[start : start + chunk])
         except Exception:
-            for guard_id, row in latest.items():
-                self._latest.setdefault(guard_id, row)
+            for row in latest[written:]:
+                self._latest.setdefault(row["guard_id"], row)
             self._history[:0] = history
             raise
         return len(latest) + len(history)
+
+    async def _write_latest(self, rows: list[dict[str, Any]]) -> None:
+        async with self.ctx.db.transaction(serial=False) as session:
+            dialect = session.bind.dialect.name
+            upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+                GuardPresence
+            )
+            # on_duty is written by the duty handler only: a late flush must not undo "off".
+            columns = ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at")
+            stmt = upsert.on_conflict_do_update(
+                index_elements=["guard_id"], set_={c: upsert.excluded[c] for c in columns}
+            )
+            await session.execute(stmt, rows)
 
     async def run(self) -> None:
         interval = self.ctx.settings.position_flush_interval_s
