@@ -21,6 +21,13 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m bench.nearest
+	$(PY) -m bench.ingest --db sqlite
+	$(PY) -m bench.memory --connections 2000
+	$(PY) -m bench.dispatch_latency --db sqlite
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check app tests bench migrations
 

@@ -24,10 +24,6 @@ OFFER_EXPIRY = "offer_expiry"
 STAFFABLE = ("new", "dispatching", "assigned", "on_scene")
 
 
-def policy_of(ctx: AppContext, incident: Incident) -> Policy:
-    return policy_for(incident.category, incident.priority, ctx.settings.policy)
-
-
 async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
     """A new incident: mark it dispatching and send the first wave."""
     if incident.status == "new":
@@ -46,7 +42,7 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
     )
     if pending:
         return
-    policy = policy_of(ctx, incident)
+    policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
     while incident.wave < len(policy.radii_m):
         incident.wave += 1
         await escalation.before_wave(session, ctx, incident, incident.wave)
