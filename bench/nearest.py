@@ -22,14 +22,15 @@ from pathlib import Path
 
 from app.geo.distance import haversine_m
 from app.geo.live_index import GuardEntry, LiveIndex
+from app.settings import Settings
 from bench.common import machine_line, percentile, random_point
 
 Point = tuple[float, float]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def build_index(points: Sequence[Point], now: float) -> LiveIndex:
-    index = LiveIndex(cell_m=250, freshness_s=120)
+def build_index(points: Sequence[Point], now: float, cell_m: float) -> LiveIndex:
+    index = LiveIndex(cell_m=cell_m, freshness_s=120)
     for i, (lat, lon) in enumerate(points):
         entry = index.put(GuardEntry(f"g{i}", "c1", frozenset({"first_aid"}), 1.4, True, now + 3e7))
         index.move(entry, lat, lon, now, now, 5.0)
@@ -209,6 +210,8 @@ async def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--radius-m", type=float, default=3000.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cell-m", type=float, default=Settings.model_fields["index_cell_m"].default,
+                        help="grid cell size (default: the service's DISPATCH_INDEX_CELL_M)")
     parser.add_argument("--no-postgis", action="store_true")
     parser.add_argument("--no-redis", action="store_true")
     args = parser.parse_args()
@@ -218,8 +221,8 @@ async def main() -> None:
     queries = [random_point(rng) for _ in range(args.queries)]
     now = time.time()
     started = time.perf_counter()
-    index = build_index(points, now)
-    print(f"live index: {len(index)} guards in {len(index._cells)} cells of 250 m, built in "
+    index = build_index(points, now, args.cell_m)
+    print(f"live index: {len(index)} guards in {len(index._cells)} cells of {args.cell_m:.0f} m, built in "
           f"{time.perf_counter() - started:.2f} s; k={args.k}, radius {args.radius_m:.0f} m")
     verify(index, points, queries[:5], args.k, args.radius_m, now)
     time_ours(index, queries[:1000], args.k, args.radius_m, now)  # warm-up

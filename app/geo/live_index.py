@@ -2,39 +2,51 @@
 
 A query walks rings of cells outwards from the query point and stops as soon as no
 unvisited cell can hold anything nearer than what it already has, so it touches only
-the neighbourhood, never every guard. Distances inside a query use a local
-equirectangular frame (error below 0.1 % within 10 km); reported distances are haversine.
+the neighbourhood, never every guard. Distances use a local equirectangular frame
+centred on the query point: within 10 km they differ from haversine by under 0.1 %.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
+from array import array
+from bisect import insort
+from operator import itemgetter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from app.geo.distance import METRES_PER_DEGREE_LAT, haversine_m
+from app.geo.distance import METRES_PER_DEGREE_LAT, metres_per_degree_lon
+
+# A cell's key is one int, row * _ROW + column: cheaper to hash than a tuple. Columns stay
+# within ±2**22 for any cell of 10 m or more, so keys never collide.
+_ROW = 1 << 23
 
 
 class GuardEntry:
-    """One guard as the index sees it; mutated in place as pings arrive."""
+    """One guard as the index sees it; mutated in place as pings arrive.
+
+    `ready_until` folds duty, eligibility, engagement and licence expiry into the one
+    number a query compares with the clock; the flags' setters keep it current.
+    """
 
     __slots__ = (
         "guard_id",
         "company_id",
         "skills",
         "speed_mps",
-        "eligible",
-        "eligible_until",
-        "on_duty",
         "lat",
         "lon",
         "accuracy_m",
         "located_at",
         "seen_at",
         "connected",
-        "engaged",
         "cell",
+        "slot",
+        "ready_until",
+        "_on_duty",
+        "_eligible",
+        "_engaged",
+        "_eligible_until",
     )
 
     def __init__(
@@ -50,32 +62,106 @@ class GuardEntry:
         self.company_id = company_id
         self.skills = skills
         self.speed_mps = speed_mps
-        self.eligible = eligible  # guard and company active
-        self.eligible_until = eligible_until  # epoch s: certificate / licence expiry
-        self.on_duty = False
         self.lat = 0.0
         self.lon = 0.0
         self.accuracy_m: float | None = None
         self.located_at = 0.0  # device time of the last accepted ping, epoch s
         self.seen_at = 0.0  # server time it arrived, epoch s
         self.connected = False
-        self.engaged = False  # holds an offer or assignment (a hint; the database decides)
-        self.cell: tuple[int, int] | None = None
+        self.cell: int | None = None  # key of the grid cell holding it, when placed
+        self.slot = 0  # its index within that cell
+        self._on_duty = False
+        self._eligible = eligible  # guard and company active
+        self._engaged = False  # holds an offer or assignment (a hint; the database decides)
+        self._eligible_until = eligible_until  # epoch s: certificate / licence expiry
+        self._refresh()
+
+    def _refresh(self) -> None:
+        ready = self._on_duty and self._eligible and not self._engaged
+        self.ready_until = self._eligible_until if ready else 0.0
+
+    @property
+    def on_duty(self) -> bool:
+        return self._on_duty
+
+    @on_duty.setter
+    def on_duty(self, value: bool) -> None:
+        self._on_duty = value
+        self._refresh()
+
+    @property
+    def eligible(self) -> bool:
+        return self._eligible
+
+    @eligible.setter
+    def eligible(self, value: bool) -> None:
+        self._eligible = value
+        self._refresh()
+
+    @property
+    def engaged(self) -> bool:
+        return self._engaged
+
+    @engaged.setter
+    def engaged(self, value: bool) -> None:
+        self._engaged = value
+        self._refresh()
+
+    @property
+    def eligible_until(self) -> float:
+        return self._eligible_until
+
+    @eligible_until.setter
+    def eligible_until(self, value: float) -> None:
+        self._eligible_until = value
+        self._refresh()
 
     def dispatchable(self, now: float, fresh_after: float) -> bool:
-        return (
-            self.on_duty
-            and self.eligible
-            and not self.engaged
-            and self.seen_at >= fresh_after
-            and self.eligible_until > now
-        )
+        return self.ready_until > now and self.seen_at >= fresh_after
 
 
-@dataclass(frozen=True, slots=True)
-class Nearby:
+class Nearby(NamedTuple):
     entry: GuardEntry
     distance_m: float
+
+
+_CARRIED_OVER = (
+    "on_duty",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "located_at",
+    "seen_at",
+    "connected",
+    "engaged",
+)
+
+
+class _Cell:
+    """The guards in one grid cell, their coordinates packed side by side so a query reads
+    them without visiting each guard's object (most guards a query sees are too far)."""
+
+    __slots__ = ("lats", "lons", "entries")
+
+    def __init__(self) -> None:
+        self.lats = array("d")
+        self.lons = array("d")
+        self.entries: list[GuardEntry] = []
+
+    def add(self, entry: GuardEntry) -> None:
+        entry.slot = len(self.entries)
+        self.lats.append(entry.lat)
+        self.lons.append(entry.lon)
+        self.entries.append(entry)
+
+    def discard(self, entry: GuardEntry) -> None:
+        """Remove by moving the last guard into the freed slot."""
+        slot, last = entry.slot, self.entries[-1]
+        self.entries[slot], self.lats[slot], self.lons[slot] = last, last.lat, last.lon
+        last.slot = slot
+        self.entries.pop()
+        self.lats.pop()
+        self.lons.pop()
 
 
 class LiveIndex:
@@ -85,7 +171,7 @@ class LiveIndex:
         self.cell_deg = cell_m / METRES_PER_DEGREE_LAT
         self.freshness_s = freshness_s
         self.entries: dict[str, GuardEntry] = {}
-        self._cells: dict[tuple[int, int], dict[str, GuardEntry]] = {}
+        self._cells: dict[int, _Cell] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -100,16 +186,7 @@ class LiveIndex:
         """Add or replace a guard's entry, keeping its position, duty and flags if known."""
         old = self.entries.get(entry.guard_id)
         if old is not None:
-            for attr in (
-                "on_duty",
-                "lat",
-                "lon",
-                "accuracy_m",
-                "located_at",
-                "seen_at",
-                "connected",
-                "engaged",
-            ):
+            for attr in _CARRIED_OVER:
                 setattr(entry, attr, getattr(old, attr))
             self._unplace(old)
         self.entries[entry.guard_id] = entry
@@ -134,12 +211,8 @@ class LiveIndex:
         """Record an accepted position (the caller has validated it)."""
         entry.lat, entry.lon = lat, lon
         entry.located_at, entry.seen_at, entry.accuracy_m = located_at, seen_at, accuracy_m
-        if entry.on_duty:
-            cell = (int(math.floor(lat / self.cell_deg)), int(math.floor(lon / self.cell_deg)))
-            if cell != entry.cell:
-                self._unplace(entry)
-                self._cells.setdefault(cell, {})[entry.guard_id] = entry
-                entry.cell = cell
+        if entry._on_duty:
+            self._place(entry)
 
     def set_duty(self, entry: GuardEntry, on_duty: bool) -> None:
         entry.on_duty = on_duty
@@ -154,22 +227,25 @@ class LiveIndex:
         entry.seen_at = 0.0
 
     def _place(self, entry: GuardEntry) -> None:
-        cell = (
-            int(math.floor(entry.lat / self.cell_deg)),
-            int(math.floor(entry.lon / self.cell_deg)),
-        )
-        if entry.cell != cell:
-            self._unplace(entry)
-            self._cells.setdefault(cell, {})[entry.guard_id] = entry
-            entry.cell = cell
+        cell_deg = self.cell_deg
+        key = math.floor(entry.lat / cell_deg) * _ROW + math.floor(entry.lon / cell_deg)
+        if entry.cell == key:
+            cell = self._cells[key]
+            cell.lats[entry.slot], cell.lons[entry.slot] = entry.lat, entry.lon
+            return
+        self._unplace(entry)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = _Cell()
+        cell.add(entry)
+        entry.cell = key
 
     def _unplace(self, entry: GuardEntry) -> None:
         if entry.cell is not None:
-            members = self._cells.get(entry.cell)
-            if members is not None:
-                members.pop(entry.guard_id, None)
-                if not members:
-                    del self._cells[entry.cell]
+            cell = self._cells[entry.cell]
+            cell.discard(entry)
+            if not cell.entries:
+                del self._cells[entry.cell]
             entry.cell = None
 
     def nearest(
@@ -182,51 +258,53 @@ class LiveIndex:
         now: float,
         accept: Callable[[GuardEntry], bool] | None = None,
     ) -> list[Nearby]:
-        """Up to k dispatchable guards within radius_m, nearest first."""
+        """Up to k dispatchable guards within radius_m, nearest first (ties by guard id)."""
+        if k <= 0:
+            return []
         fresh_after = now - self.freshness_s
         cell_deg = self.cell_deg
         m_lat = METRES_PER_DEGREE_LAT
-        m_lon = max(1.0, m_lat * math.cos(math.radians(lat)))
-        # Any cell in ring r is at least (r - 1) cell widths away in its narrower side.
-        ring_step_m = cell_deg * min(m_lat, m_lon)
-        max_ring = int(radius_m / ring_step_m) + 2
-        ci, cj = int(math.floor(lat / cell_deg)), int(math.floor(lon / cell_deg))
-        radius_sq = radius_m * radius_m
-        best: list[tuple[float, str, GuardEntry]] = []  # max-heap by -d²
-        bound_sq = radius_sq
+        m_lon = metres_per_degree_lon(lat)
+        y, x = lat / cell_deg, lon / cell_deg
+        ci, cj = math.floor(y), math.floor(x)
+        frame = _Frame(ci, cj, cell_deg * m_lat, cell_deg * m_lon, y - ci, x - cj)
         cells = self._cells
-        for ring in range(max_ring + 1):
-            if ring >= 2:
-                reach = (ring - 1) * ring_step_m
-                if reach * reach > bound_sq:
-                    break
-            for cell in _ring(ci, cj, ring):
-                members = cells.get(cell)
-                if not members:
+        ready: list[tuple[float, str, GuardEntry]] = []  # nearest first
+        bound_sq = radius_m * radius_m
+        ring = 0
+        while (step := frame.next_cells(ring, bound_sq)) is not None:
+            keys, ring = step
+            near: list[tuple[float, int, list[GuardEntry]]] = []
+            append = near.append
+            for key in keys:
+                cell = cells.get(key)
+                if cell is None:
                     continue
-                for entry in members.values():
-                    dy = (entry.lat - lat) * m_lat
-                    dx = (entry.lon - lon) * m_lon
+                entries = cell.entries
+                for slot, cell_lat, cell_lon in zip(range(len(entries)), cell.lats, cell.lons):
+                    dy = (cell_lat - lat) * m_lat
+                    dx = (cell_lon - lon) * m_lon
                     d_sq = dx * dx + dy * dy
-                    if d_sq > bound_sq:
-                        continue
-                    if (
-                        not entry.eligible
-                        or entry.engaged
-                        or entry.seen_at < fresh_after
-                        or entry.eligible_until <= now
-                        or (accept is not None and not accept(entry))
-                    ):
-                        continue
-                    if len(best) < k:
-                        heapq.heappush(best, (-d_sq, entry.guard_id, entry))
-                        if len(best) == k:
-                            bound_sq = -best[0][0]
-                    else:
-                        heapq.heapreplace(best, (-d_sq, entry.guard_id, entry))
-                        bound_sq = -best[0][0]
-        best.sort(key=lambda item: (-item[0], item[1]))
-        return [Nearby(e, haversine_m(lat, lon, e.lat, e.lon)) for _, _, e in best]
+                    if d_sq <= bound_sq:
+                        append((d_sq, slot, entries))
+            if not near:
+                continue
+            # Nearest first, look at each guard only until k are in hand.
+            near.sort(key=_DISTANCE)
+            for d_sq, slot, entries in near:
+                if len(ready) >= k and d_sq > ready[k - 1][0]:
+                    break
+                entry = entries[slot]
+                if (
+                    entry.ready_until > now
+                    and entry.seen_at >= fresh_after
+                    and (accept is None or accept(entry))
+                ):
+                    insort(ready, (d_sq, entry.guard_id, entry))
+            if len(ready) >= k:
+                bound_sq = ready[k - 1][0]  # nothing farther can enter: shrink the disc
+        sqrt, new = math.sqrt, tuple.__new__
+        return [new(Nearby, (entry, sqrt(d_sq))) for d_sq, _, entry in ready[:k]]
 
     def within(
         self,
@@ -237,17 +315,84 @@ class LiveIndex:
         now: float,
         accept: Callable[[GuardEntry], bool] | None = None,
     ) -> list[Nearby]:
-        """Every dispatchable guard within radius_m (unordered); for ranking by ETA."""
-        return self.nearest(lat, lon, k=1_000_000, radius_m=radius_m, now=now, accept=accept)
+        """Every dispatchable guard within radius_m, nearest first; for ranking by ETA."""
+        return self.nearest(lat, lon, k=len(self.entries), radius_m=radius_m, now=now, accept=accept)
 
 
-def _ring(ci: int, cj: int, ring: int) -> Iterator[tuple[int, int]]:
-    if ring == 0:
-        yield (ci, cj)
-        return
-    for dj in range(-ring, ring + 1):
-        yield (ci - ring, cj + dj)
-        yield (ci + ring, cj + dj)
-    for di in range(-ring + 1, ring):
-        yield (ci + di, cj - ring)
-        yield (ci + di, cj + ring)
+class _Frame:
+    """The grid around one query point: which cells of each ring can hold a point nearer
+    than a bound. Rings are squares of cells `ring` steps out from the point's own cell;
+    a ring's four sides are trimmed to the cells whose nearest corner lies within reach."""
+
+    __slots__ = ("ci", "cj", "cell_h", "cell_w", "south", "north", "west", "east")
+
+    def __init__(
+        self, ci: int, cj: int, cell_h: float, cell_w: float, up: float, across: float
+    ) -> None:
+        """(ci, cj): the point's cell; up, across: where in it the point lies, 0 to 1."""
+        self.ci, self.cj = ci, cj
+        self.cell_h, self.cell_w = cell_h, cell_w
+        # Metres from the point to the four edges of its own cell.
+        self.south, self.north = up * cell_h, (1.0 - up) * cell_h
+        self.west, self.east = across * cell_w, (1.0 - across) * cell_w
+
+    def next_cells(self, ring: int, bound_sq: float) -> tuple[list[int], int] | None:
+        """Keys of the cells of ring `ring` that may lie within sqrt(bound_sq), and the ring
+        to look at next; None once no cell of this ring or any further one can. The point's
+        own cell comes with its neighbours when they are wholly within reach."""
+        ci, cj = self.ci, self.cj
+        h, w = self.cell_h, self.cell_w
+        if ((ring + 1) * (h + w)) ** 2 <= bound_sq:  # the whole ring is within reach
+            base = ci * _ROW + cj
+            if ring == 0 and (2 * (h + w)) ** 2 <= bound_sq:
+                return [base + offset for offset in _WHOLE_SQUARE_1], 2
+            return [base + offset for offset in _whole_ring(ring)], ring + 1
+        if ring == 0:
+            return [ci * _ROW + cj], 1
+        beyond_h, beyond_w = (ring - 1) * h, (ring - 1) * w
+        north, south = self.north + beyond_h, self.south + beyond_h
+        east, west = self.east + beyond_w, self.west + beyond_w
+        if min(north, south, east, west) ** 2 > bound_sq:
+            return None
+        keys: list[int] = []
+        for row, dy in ((ci + ring, north), (ci - ring, south)):
+            if dy * dy <= bound_sq:
+                reach = math.sqrt(bound_sq - dy * dy)
+                first = row * _ROW + cj - _span(reach, self.west, w, ring)
+                keys.extend(range(first, row * _ROW + cj + _span(reach, self.east, w, ring) + 1))
+        for column, dx in ((cj - ring, west), (cj + ring, east)):
+            if dx * dx <= bound_sq:
+                reach = math.sqrt(bound_sq - dx * dx)
+                low = ci - _span(reach, self.south, h, ring - 1)
+                high = ci + _span(reach, self.north, h, ring - 1)
+                keys.extend(row * _ROW + column for row in range(low, high + 1))
+        return keys, ring + 1
+
+
+_DISTANCE = itemgetter(0)
+_WHOLE_RINGS: list[tuple[int, ...]] = []
+
+
+def _whole_ring(ring: int) -> tuple[int, ...]:
+    """Key offsets of every cell in the square ring `ring` steps out."""
+    while len(_WHOLE_RINGS) <= ring:
+        r = len(_WHOLE_RINGS)
+        _WHOLE_RINGS.append(
+            tuple(
+                di * _ROW + dj
+                for di in range(-r, r + 1)
+                for dj in range(-r, r + 1)
+                if max(abs(di), abs(dj)) == r
+            )
+        )
+    return _WHOLE_RINGS[ring]
+
+
+_WHOLE_SQUARE_1 = _whole_ring(0) + _whole_ring(1)
+
+
+def _span(reach: float, gap: float, size: float, limit: int) -> int:
+    """How many cells past the point's own, in one direction, start within reach metres."""
+    if reach < gap:
+        return 0
+    return min(limit, 1 + int((reach - gap) / size))
