@@ -50,8 +50,9 @@ def report(name: str, timings_ns: list[int], found: int) -> float:
     return median
 
 
-def time_ours(index: LiveIndex, queries: Sequence[Point], k: int, radius: float, now: float
-              ) -> tuple[list[int], int]:
+def time_ours(
+    index: LiveIndex, queries: Sequence[Point], k: int, radius: float, now: float
+) -> tuple[list[int], int]:
     timings, found = [], 0
     clock = time.perf_counter_ns
     for lat, lon in queries:
@@ -62,8 +63,14 @@ def time_ours(index: LiveIndex, queries: Sequence[Point], k: int, radius: float,
     return timings, found
 
 
-def verify(index: LiveIndex, points: Sequence[Point], queries: Sequence[Point], k: int,
-           radius: float, now: float) -> None:
+def verify(
+    index: LiveIndex,
+    points: Sequence[Point],
+    queries: Sequence[Point],
+    k: int,
+    radius: float,
+    now: float,
+) -> None:
     """The index's answers equal brute force (haversine) on a few queries."""
     for lat, lon in queries:
         got = [n.entry.guard_id for n in index.nearest(lat, lon, k=k, radius_m=radius, now=now)]
@@ -74,8 +81,9 @@ def verify(index: LiveIndex, points: Sequence[Point], queries: Sequence[Point], 
     print(f"(checked {len(queries)} queries against brute force: identical)")
 
 
-async def time_async(query: Callable[[float, float], Awaitable[int]], queries: Sequence[Point],
-                     warmup: int) -> tuple[list[int], int]:
+async def time_async(
+    query: Callable[[float, float], Awaitable[int]], queries: Sequence[Point], warmup: int
+) -> tuple[list[int], int]:
     for lat, lon in queries[:warmup]:
         await query(lat, lon)
     timings, found = [], 0
@@ -93,8 +101,9 @@ async def _timed(call: Awaitable[object]) -> int:
     return time.perf_counter_ns() - start
 
 
-async def postgis(points: Sequence[Point], queries: Sequence[Point], k: int, radius: float
-                  ) -> tuple[list[int], int] | None:
+async def postgis(
+    points: Sequence[Point], queries: Sequence[Point], k: int, radius: float
+) -> tuple[list[int], int] | None:
     import asyncpg
 
     from bench.common import PG_URL, fresh_database, pg_dsn
@@ -111,8 +120,10 @@ async def postgis(points: Sequence[Point], queries: Sequence[Point], k: int, rad
         print(f"PostGIS: SKIPPED, PostgreSQL unreachable at {PG_URL} ({exc})")
         return None
     if not available:
-        print("PostGIS: SKIPPED, the postgis extension is not installed on this server "
-              "(apt-get install postgresql-15-postgis-3)")
+        print(
+            "PostGIS: SKIPPED, the postgis extension is not installed on this server "
+            "(apt-get install postgresql-15-postgis-3)"
+        )
         return None
     with tempfile.TemporaryDirectory() as tmp:
         async with fresh_database("postgres", Path(tmp), extensions=["postgis"]) as url:
@@ -123,8 +134,9 @@ async def postgis(points: Sequence[Point], queries: Sequence[Point], k: int, rad
                 await conn.close()
 
 
-async def _postgis_run(conn: object, points: Sequence[Point], queries: Sequence[Point],
-                       k: int, radius: float) -> tuple[list[int], int]:
+async def _postgis_run(
+    conn: object, points: Sequence[Point], queries: Sequence[Point], k: int, radius: float
+) -> tuple[list[int], int]:
     import asyncpg
 
     assert isinstance(conn, asyncpg.Connection)
@@ -153,8 +165,10 @@ async def _postgis_run(conn: object, points: Sequence[Point], queries: Sequence[
     stmt = await conn.prepare(sql)
     ping = await conn.prepare("SELECT 1")
     floor = [await _timed(ping.fetchval()) for _ in range(2000)]
-    print(f"(PostgreSQL round-trip floor, prepared SELECT 1: median "
-          f"{percentile(sorted(floor), 50) / 1000:.1f} µs)")
+    print(
+        f"(PostgreSQL round-trip floor, prepared SELECT 1: median "
+        f"{percentile(sorted(floor), 50) / 1000:.1f} µs)"
+    )
 
     async def query(lat: float, lon: float) -> int:
         return len(await stmt.fetch(lon, lat, radius, k))
@@ -162,8 +176,9 @@ async def _postgis_run(conn: object, points: Sequence[Point], queries: Sequence[
     return await time_async(query, queries, warmup=500)
 
 
-async def redis_geo(points: Sequence[Point], queries: Sequence[Point], k: int, radius: float
-                    ) -> tuple[list[int], int] | None:
+async def redis_geo(
+    points: Sequence[Point], queries: Sequence[Point], k: int, radius: float
+) -> tuple[list[int], int] | None:
     try:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
@@ -181,20 +196,31 @@ async def redis_geo(points: Sequence[Point], queries: Sequence[Point], k: int, r
     try:
         for start in range(0, len(points), 10_000):
             values: list[float | str] = []
-            for i, (lat, lon) in enumerate(points[start:start + 10_000], start):
+            for i, (lat, lon) in enumerate(points[start : start + 10_000], start):
                 values += [lon, lat, f"g{i}"]
             await client.execute_command("GEOADD", key, *values)
 
         async def query(lat: float, lon: float) -> int:
             reply = await client.execute_command(
-                "GEOSEARCH", key, "FROMLONLAT", lon, lat, "BYRADIUS", radius, "m",
-                "ASC", "COUNT", k, "WITHDIST",
+                "GEOSEARCH",
+                key,
+                "FROMLONLAT",
+                lon,
+                lat,
+                "BYRADIUS",
+                radius,
+                "m",
+                "ASC",
+                "COUNT",
+                k,
+                "WITHDIST",
             )
             return len(reply)
 
         floor = [await _timed(client.ping()) for _ in range(2000)]
-        print(f"(Redis round-trip floor, PING: median "
-              f"{percentile(sorted(floor), 50) / 1000:.1f} µs)")
+        print(
+            f"(Redis round-trip floor, PING: median {percentile(sorted(floor), 50) / 1000:.1f} µs)"
+        )
         return await time_async(query, queries, warmup=500)
     finally:
         await client.delete(key)
@@ -210,8 +236,12 @@ async def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--radius-m", type=float, default=3000.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cell-m", type=float, default=Settings.model_fields["index_cell_m"].default,
-                        help="grid cell size (default: the service's DISPATCH_INDEX_CELL_M)")
+    parser.add_argument(
+        "--cell-m",
+        type=float,
+        default=Settings.model_fields["index_cell_m"].default,
+        help="grid cell size (default: the service's DISPATCH_INDEX_CELL_M)",
+    )
     parser.add_argument("--no-postgis", action="store_true")
     parser.add_argument("--no-redis", action="store_true")
     args = parser.parse_args()
@@ -222,8 +252,10 @@ async def main() -> None:
     now = time.time()
     started = time.perf_counter()
     index = build_index(points, now, args.cell_m)
-    print(f"live index: {len(index)} guards in {len(index._cells)} cells of {args.cell_m:.0f} m, built in "
-          f"{time.perf_counter() - started:.2f} s; k={args.k}, radius {args.radius_m:.0f} m")
+    print(
+        f"live index: {len(index)} guards in {len(index._cells)} cells of {args.cell_m:.0f} m, "
+        f"built in {time.perf_counter() - started:.2f} s; k={args.k}, radius {args.radius_m:.0f} m"
+    )
     verify(index, points, queries[:5], args.k, args.radius_m, now)
     time_ours(index, queries[:1000], args.k, args.radius_m, now)  # warm-up
     ours = report("live index (ours)", *time_ours(index, queries, args.k, args.radius_m, now))
@@ -238,8 +270,7 @@ async def main() -> None:
     print(f"goal median ≤ 30 µs: {verdict} ({ours:.1f} µs)")
     if "PostGIS KNN" in peers:
         ratio = peers["PostGIS KNN"] / ours
-        print(f"goal ≥ 5× faster than PostGIS: {'met' if ratio >= 5 else 'NOT met'} "
-              f"({ratio:.1f}×)")
+        print(f"goal ≥ 5× faster than PostGIS: {'met' if ratio >= 5 else 'NOT met'} ({ratio:.1f}×)")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,10 @@ def test_nearest_equals_brute_force(points, query, k, radius_m, cell_m, engaged)
     for i in engaged:
         if i < len(points):
             index.get(f"g{i:04d}").engaged = True
-    got = [(n.entry.guard_id, n.distance_m) for n in index.nearest(*query, k=k, radius_m=radius_m, now=NOW)]
+    got = [
+        (n.entry.guard_id, n.distance_m)
+        for n in index.nearest(*query, k=k, radius_m=radius_m, now=NOW)
+    ]
     want = _brute_force(index, *query, k, radius_m)
     assert [g for g, _ in got] == [g for g, _ in want]
     for (_, d_got), (_, d_want) in zip(got, want, strict=True):

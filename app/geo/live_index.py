@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import insort
-from operator import itemgetter
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import NamedTuple
 
 from app.geo.distance import METRES_PER_DEGREE_LAT, metres_per_degree_lon
@@ -281,7 +281,9 @@ class LiveIndex:
                 if cell is None:
                     continue
                 entries = cell.entries
-                for slot, cell_lat, cell_lon in zip(range(len(entries)), cell.lats, cell.lons):
+                for slot, cell_lat, cell_lon in zip(
+                    range(len(entries)), cell.lats, cell.lons, strict=True
+                ):
                     dy = (cell_lat - lat) * m_lat
                     dx = (cell_lon - lon) * m_lon
                     d_sq = dx * dx + dy * dy
@@ -316,7 +318,9 @@ class LiveIndex:
         accept: Callable[[GuardEntry], bool] | None = None,
     ) -> list[Nearby]:
         """Every dispatchable guard within radius_m, nearest first; for ranking by ETA."""
-        return self.nearest(lat, lon, k=len(self.entries), radius_m=radius_m, now=now, accept=accept)
+        return self.nearest(
+            lat, lon, k=len(self.entries), radius_m=radius_m, now=now, accept=accept
+        )
 
 
 class _Frame:
