@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
 from app.clock import Clock
 from app.db import Database
@@ -32,6 +33,7 @@ class AppContext:
     live: LiveIndex
     metrics: Metrics
     login_throttle: LoginThrottle
+    principals: PrincipalCache
     # Built right after the context, because they need it.
     scheduler: Scheduler = field(init=False)
     positions: PositionWriter = field(init=False)

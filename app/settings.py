@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     access_token_ttl_s: int = Field(900, ge=60, le=86_400)
+    # How long a resolved bearer token is trusted without a database read; revocations
+    # from another process take effect within it (0: check every request).
+    auth_cache_s: float = Field(5, ge=0, le=60)
     cors_origins: Annotated[list[str], NoDecode] = []
     ws_allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import Principal, resolve_token
+from app.auth.cache import authenticate_token
+from app.auth.principal import Principal
 from app.context import AppContext
 from app.errors import Forbidden, Unauthorized
 
@@ -50,8 +51,7 @@ async def authenticate(ctx: AppContext, token: str | None) -> Principal:
     """The caller behind a bearer token; 401 when there is none or it is not valid."""
     if token is None:
         raise Unauthorized("missing bearer token", code="unauthorized")
-    async with ctx.db.transaction(readonly=True) as session:
-        principal = await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
+    principal = await authenticate_token(ctx, token)
     if principal is None:
         raise Unauthorized("invalid, expired or revoked token", code="invalid_token")
     return principal

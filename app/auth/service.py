@@ -10,6 +10,7 @@ from app.auth.permissions import INTEGRATION_SCOPES, ROLES
 from app.auth.principal import Principal
 from app.auth.secrets import hash_password, hash_secret, new_bearer_secret, verify_password
 from app.context import AppContext
+from app.db import after_commit
 from app.errors import Conflict, NotFound, Unprocessable
 from app.ids import new_id
 from app.models import ApiKey, PoliceStation, SecurityCompany, User
@@ -117,6 +118,7 @@ async def revoke_api_key(
         raise NotFound(f"api key '{key_id}' not found")
     if key.revoked_at is None:
         key.revoked_at = ctx.clock.now()
+        after_commit(session, ctx.principals.clear)
         await ctx.events.record(
             session,
             type="api_key.revoked",

@@ -28,7 +28,7 @@ async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> N
     """A new incident: mark it dispatching and send the first wave."""
     if incident.status == "new":
         await change_status(session, ctx, incident, "dispatching", ACTOR)
-    await advance(session, ctx, incident)
+    await _waves(session, ctx, incident, refused=set())  # no offers yet: none pending or refused
 
 
 async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
@@ -42,11 +42,20 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
     )
     if pending:
         return
+    await _waves(session, ctx, incident, refused=await _refused(session, incident.id))
+
+
+async def _waves(
+    session: AsyncSession, ctx: AppContext, incident: Incident, refused: set[str]
+) -> None:
+    """Widen wave by wave until one sends an offer; out of waves, the incident is unstaffed."""
+    if incident.status not in STAFFABLE or incident.assigned_count >= incident.required_guards:
+        return
     policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
     while incident.wave < len(policy.radii_m):
         incident.wave += 1
         await escalation.before_wave(session, ctx, incident, incident.wave)
-        if await _send_wave(session, ctx, incident, policy):
+        if await _send_wave(session, ctx, incident, policy, refused):
             return
     await _mark_unstaffed(session, ctx, incident)
 
@@ -62,11 +71,10 @@ async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
 
 
 async def _send_wave(
-    session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy
+    session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy, refused: set[str]
 ) -> int:
     radius = policy.radii_m[incident.wave - 1]
     needed = incident.required_guards - incident.assigned_count
-    refused = await _refused(session, incident.id)
     now = ctx.clock.now()
     nearby = ctx.live.within(
         incident.lat,

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import isoformat
@@ -14,6 +15,8 @@ from app.db import SERIAL, after_commit
 from app.models import Event
 
 log = logging.getLogger("app.events")
+
+_INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
 
 EventSink = Callable[[dict[str, Any]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]
@@ -40,16 +43,19 @@ class EventLog:
         """Append one event in the session's transaction."""
         if not session.info.get(SERIAL):
             raise RuntimeError("events are recorded only in serial transactions (see Database)")
-        event = Event(
-            type=type,
-            actor=actor,
-            at=at,
-            incident_id=incident_id,
-            station_id=station_id,
-            data=data or {},
-        )
-        session.add(event)
-        await session.flush()
+        values = {
+            "type": type,
+            "actor": actor,
+            "at": at,
+            "incident_id": incident_id,
+            "station_id": station_id,
+            "data": data or {},
+        }
+        await session.flush()  # rows the event refers to go first
+        # Core, not the unit of work: an event is written once and never changed, and this
+        # is the hottest insert in the service.
+        connection = await session.connection()
+        event = Event(id=(await connection.execute(_INSERT_EVENT, values)).scalar_one(), **values)
         for write in self.outbox_writers:
             await write(session, event)
         payload = event_json(event)

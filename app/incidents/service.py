@@ -87,16 +87,15 @@ async def create_incident(
         "updated_at": now,
     }
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Incident).values(values).on_conflict_do_nothing().returning(Incident.id)
-    inserted = (await session.execute(stmt)).scalar_one_or_none()
-    if inserted is None:
+    # ORM-enabled: the new row comes back as an Incident in the session, no second read.
+    stmt = insert(Incident).values(values).on_conflict_do_nothing().returning(Incident)
+    incident = await session.scalar(stmt)
+    if incident is None:
         existing = await _existing(session, source, body.external_ref, scope, idempotency_key)
         if existing is None:  # pragma: no cover - a conflict always leaves the winner's row
             raise Conflict("incident could not be stored; retry")
         return _replay(existing, idempotency_key, request_hash), False
 
-    incident = await session.get(Incident, inserted)
-    assert incident is not None
     await ctx.events.record(
         session,
         type="incident.created",

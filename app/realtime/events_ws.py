@@ -17,7 +17,8 @@ from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import bearer_token
-from app.auth.principal import Principal, resolve_token
+from app.auth.cache import authenticate_token
+from app.auth.principal import Principal
 from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
@@ -47,8 +48,7 @@ async def _principal(ctx: AppContext, ws: WebSocket) -> Principal | None:
         )
         if not isinstance(token, str):
             return None
-    async with ctx.db.transaction(readonly=True) as session:
-        return await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
+    return await authenticate_token(ctx, token)
 
 
 def _parse_after(raw: str | None) -> int | None:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import bearer_token
-from app.auth.principal import Principal, resolve_token
+from app.auth.cache import authenticate_token
+from app.auth.principal import Principal
 from app.dispatch import roster
 from app.dispatch.offers import OfferClosed
 from app.errors import AppError
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 HELLO_GRACE_S = 2.0  # header-authenticated clients may still send hello {resume_after}
+YIELD_EVERY = 16  # frames handled back to back before the receive loop yields
 
 
 def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
@@ -61,8 +63,7 @@ async def _receive_text(ws: WebSocket, timeout: float | None = None) -> str | No
 async def _authenticate(ctx: AppContext, token: str | None) -> Principal | None:
     if not token:
         return None
-    async with ctx.db.transaction(readonly=True) as session:
-        principal = await resolve_token(session, token, ctx.settings.secret_key.get_secret_value())
+    principal = await authenticate_token(ctx, token)
     return principal if principal is not None and principal.kind == "guard" else None
 
 
@@ -136,8 +137,13 @@ class GuardSession:
             await link.start(hello.resume_after if hello else None)
             if pending is not None:
                 await self._handle(pending)
+            handled = 0
             while link.closing is None:
                 await self._handle(await _receive_text(self.ws) or "")
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    # Queued frames are received without suspending: let others run.
+                    await asyncio.sleep(0)
         except WebSocketDisconnect:
             pass
         finally:

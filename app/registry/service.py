@@ -208,6 +208,7 @@ async def update_guard(
     company = await session.get(SecurityCompany, guard.company_id)
     assert company is not None
     after_commit(session, lambda: roster.refresh_guard(ctx, guard, company))
+    after_commit(session, ctx.principals.clear)  # a guard who left loses their device tokens
     await ctx.events.record(
         session,
         type="guard.updated",
@@ -264,6 +265,7 @@ async def revoke_guard_token(
 
 def _disconnect_token(ctx: AppContext, token: GuardToken) -> None:
     """A revoked device token's live connection is closed at once (4401)."""
+    ctx.principals.clear()
     link = ctx.hub.guard_link(token.guard_id)
     if link is not None and getattr(link, "token_id", None) == token.id:  # GuardLink
         link.close(CLOSE_UNAUTHORIZED, "device token revoked")
