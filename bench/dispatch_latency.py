@@ -49,7 +49,10 @@ WARMUP = 10  # incidents before the measured ones
 
 
 def fleet_main(
-    ws_url: str, guards: list[GuardSpec], interval_s: float, compression: str | None,
+    ws_url: str,
+    guards: list[GuardSpec],
+    interval_s: float,
+    compression: str | None,
     conn: Connection,
 ) -> None:
     """Load process: keep `guards` connected, on duty and pinging until told to stop."""
@@ -60,7 +63,10 @@ def fleet_main(
 
 
 async def _fleet(
-    ws_url: str, guards: list[GuardSpec], interval_s: float, compression: str | None,
+    ws_url: str,
+    guards: list[GuardSpec],
+    interval_s: float,
+    compression: str | None,
     conn: Connection,
 ) -> None:
     raise_nofile(len(guards) + 1000)
@@ -86,8 +92,12 @@ async def measure(
     for i in range(incidents):
         phone = chosen[i % len(chosen)]
         lat, lon = offset(phone.lat, phone.lon, east_m=20.0)
-        body = {"category": "theft", "priority": 3, "location": {"lat": lat, "lon": lon},
-                "description": "bench"}
+        body = {
+            "category": "theft",
+            "priority": 3,
+            "location": {"lat": lat, "lon": lon},
+            "description": "bench",
+        }
         t0 = time.perf_counter_ns()
         response = await client.post("/api/v1/incidents", json=body)
         created.append((time.perf_counter_ns() - t0) / 1e6)
@@ -113,7 +123,11 @@ async def measure(
 
 
 async def run(
-    db: str, guards: int, incidents: int, pause_s: float, interval_s: float,
+    db: str,
+    guards: int,
+    incidents: int,
+    pause_s: float,
+    interval_s: float,
     compression: str | None,
 ) -> None:
     raise_nofile(2 * guards + 1000)
@@ -123,14 +137,19 @@ async def run(
         rng = random.Random(guards)
         positions = [random_point(rng) for _ in seeded]
         n_chosen = min(incidents, guards)
-        chosen = [GuardPhone(s, *p, compression)
-                  for s, p in zip(seeded[:n_chosen], positions, strict=False)]
-        rest = [(s.guard_id, s.token, *p)
-                for s, p in zip(seeded[n_chosen:], positions[n_chosen:], strict=True)]
+        chosen = [
+            GuardPhone(s, *p, compression)
+            for s, p in zip(seeded[:n_chosen], positions, strict=False)
+        ]
+        rest = [
+            (s.guard_id, s.token, *p)
+            for s, p in zip(seeded[n_chosen:], positions[n_chosen:], strict=True)
+        ]
         spawn = multiprocessing.get_context("spawn")
         parent, child = spawn.Pipe()
         fleet = spawn.Process(
-            target=fleet_main, args=(server.ws_url, rest, interval_s, compression, child),
+            target=fleet_main,
+            args=(server.ws_url, rest, interval_s, compression, child),
             daemon=True,
         )
         fleet.start()
@@ -143,8 +162,9 @@ async def run(
             await asyncio.sleep(2.0)  # let the first pings and write-behind settle
             client = await admin_client(server)
             try:
-                await report(server, client, chosen, db, guards, len(rest), incidents, pause_s,
-                             setup_s)
+                await report(
+                    server, client, chosen, db, guards, len(rest), incidents, pause_s, setup_s
+                )
             finally:
                 await client.aclose()
             parent.send("stop")
@@ -164,8 +184,15 @@ async def run(
 
 
 async def report(
-    server: Server, client: httpx.AsyncClient, chosen: list[GuardPhone], db: str, guards: int,
-    in_fleet: int, incidents: int, pause_s: float, setup_s: float,
+    server: Server,
+    client: httpx.AsyncClient,
+    chosen: list[GuardPhone],
+    db: str,
+    guards: int,
+    in_fleet: int,
+    incidents: int,
+    pause_s: float,
+    setup_s: float,
 ) -> None:
     floor = []
     for _ in range(50):
@@ -181,24 +208,52 @@ async def report(
     after = await metrics(client)
     values = sorted(latencies)
     ok = 'dispatch_location_pings_total{outcome="ok"}'
-    print(f"\ndispatch latency, {db}, {guards} guards ({len(chosen)} measured here, "
-          f"{in_fleet} in a load process), {incidents} incidents, setup {setup_s:.0f} s")
-    print(f"  POST /incidents → offer frame: p50 {percentile(values, 50):.2f} ms   "
-          f"p90 {percentile(values, 90):.2f} ms   p99 {percentile(values, 99):.2f} ms   "
-          f"max {max(values, default=float('nan')):.2f} ms   ({len(values)} offers, "
-          f"{misses} missing after 5 s)")
+    print(
+        f"\ndispatch latency, {db}, {guards} guards ({len(chosen)} measured here, "
+        f"{in_fleet} in a load process), {incidents} incidents, setup {setup_s:.0f} s"
+    )
+    print(
+        f"  POST /incidents → offer frame: p50 {percentile(values, 50):.2f} ms   "
+        f"p90 {percentile(values, 90):.2f} ms   p99 {percentile(values, 99):.2f} ms   "
+        f"max {max(values, default=float('nan')):.2f} ms   ({len(values)} offers, "
+        f"{misses} missing after 5 s)"
+    )
     created.sort()
-    print(f"  (warm-up, not counted: first incident {cold[0]:.1f} ms, then median "
-          f"{percentile(sorted(cold[1:]), 50):.1f} ms over {WARMUP - 1})")
-    print(f"  POST /incidents → 201 response: p50 {percentile(created, 50):.2f} ms   "
-          f"p99 {percentile(created, 99):.2f} ms   (HTTP floor, GET /healthz: p50 "
-          f"{percentile(sorted(floor), 50):.2f} ms)")
-    print(f"  server: RSS {server.rss_kib() / 1024:.0f} MiB, CPU {cpu * 100:.0f} % of a core "
-          f"while measuring, guard connections {after.get('dispatch_guard_connections', 0):.0f}, "
-          f"indexed guards {after.get('dispatch_indexed_guards', 0):.0f}, "
-          f"pings ok {after.get(ok, 0) - before.get(ok, 0):.0f} during the measurement")
+    print(
+        f"  (warm-up, not counted: first incident {cold[0]:.1f} ms, then median "
+        f"{percentile(sorted(cold[1:]), 50):.1f} ms over {WARMUP - 1})"
+    )
+    print(
+        f"  POST /incidents → 201 response: p50 {percentile(created, 50):.2f} ms   "
+        f"p99 {percentile(created, 99):.2f} ms   (HTTP floor, GET /healthz: p50 "
+        f"{percentile(sorted(floor), 50):.2f} ms)"
+    )
+    print(
+        f"  server: RSS {server.rss_kib() / 1024:.0f} MiB, CPU {cpu * 100:.0f} % of a core "
+        f"while measuring, guard connections {after.get('dispatch_guard_connections', 0):.0f}, "
+        f"indexed guards {after.get('dispatch_indexed_guards', 0):.0f}, "
+        f"pings ok {after.get(ok, 0) - before.get(ok, 0):.0f} during the measurement"
+    )
+    print(f"  server GC pauses while measuring: {gc_pauses(before, after)}")
     verdict = "met" if percentile(values, 99) <= 15 else "NOT met"
     print(f"  goal p99 ≤ 15 ms (at 5,000 guards): {verdict}")
+
+
+def gc_pauses(before: dict[str, float], after: dict[str, float]) -> str:
+    """Collections per generation during the run, their total time and how many took ≥ 10 ms."""
+
+    def delta(gen: str, suffix: str, extra: str = "") -> float:
+        key = f'dispatch_gc_pause_seconds_{suffix}{{generation="{gen}"{extra}}}'
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    parts = []
+    for gen in ("0", "1", "2"):
+        count = delta(gen, "count")
+        slow = count - delta(gen, "bucket", ',le="0.01"') if count else 0
+        parts.append(
+            f"gen{gen} {count:.0f} × (total {delta(gen, 'sum') * 1000:.0f} ms, {slow:.0f} ≥ 10 ms)"
+        )
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -215,8 +270,16 @@ def main() -> None:
     print(machine_line())
     print(f"guard clients offer permessage-deflate: {args.compression != 'none'}")
     for guards in args.guards:
-        asyncio.run(run(args.db, guards, args.incidents, args.pause_s, args.ping_interval_s,
-                        compression_of(args)))
+        asyncio.run(
+            run(
+                args.db,
+                guards,
+                args.incidents,
+                args.pause_s,
+                args.ping_interval_s,
+                compression_of(args),
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""One guard's live socket: a bounded send queue and a sender task that keeps seq order.
+"""One guard's live socket: a bounded send queue drained by one sender task at a time.
 
 Frames with a `seq` come from the outbox (after commit) and must reach the guard in
 order, each once per connection: the sender skips what it already sent and, when it sees
 a gap (two commits racing to the hub), reads the missing frames back from the database.
+The sender runs only while there is something to send: an idle guard costs no task.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -41,13 +43,12 @@ class GuardLink:
         self.ctx = ctx
         self.guard_id = guard_id
         self.token_id = token_id
-        self.queue: asyncio.Queue[tuple[int | None, dict[str, Any]]] = asyncio.Queue(
-            maxsize=ctx.settings.ws_send_queue
-        )
+        self.outgoing: deque[tuple[int | None, dict[str, Any]]] = deque()
         self.last_sent_seq = 0
         self.last_frame_at = time.monotonic()
         self.closing: tuple[int, str] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._live = False  # welcome and backlog sent: queued frames may go out
 
     # Called by the hub (sync, from after-commit callbacks) and the receive loop.
 
@@ -61,17 +62,24 @@ class GuardLink:
     def _put(self, item: tuple[int | None, dict[str, Any]]) -> None:
         if self.closing is not None:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self.outgoing) >= self.ctx.settings.ws_send_queue:
             self.close(CLOSE_SLOW, "slow consumer: reconnect and resume")
+            return
+        self.outgoing.append(item)
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        if self._live and self.outgoing and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.get_running_loop().create_task(
+                self._drain(), name=f"guard-sender-{self.guard_id}"
+            )
 
     def close(self, code: int, reason: str) -> None:
         """Ask the connection to close (from any task); the sender does it in order."""
         if self.closing is not None:
             return
         self.closing = (code, reason)
-        if self._sender is not None:
+        if self._sender is not None and not self._sender.done():
             self._sender.cancel()
         else:
             asyncio.get_running_loop().create_task(self._close_now())
@@ -86,7 +94,7 @@ class GuardLink:
     # Sending.
 
     async def start(self, resume_after: int | None) -> int:
-        """Send `welcome` and the unacknowledged frames, then start the live sender.
+        """Send `welcome` and the unacknowledged frames, then let queued frames go out.
 
         Call after attaching to the hub, so nothing committed meanwhile is missed: what
         is both queued and replayed is sent once (by seq).
@@ -108,13 +116,14 @@ class GuardLink:
         for frame in backlog:
             await self._send(frame)
             self.last_sent_seq = frame["seq"]
-        self._sender = asyncio.create_task(self._run_sender(), name=f"guard-sender-{self.guard_id}")
+        self._live = True
+        self._wake_sender()
         return after
 
-    async def _run_sender(self) -> None:
+    async def _drain(self) -> None:
         try:
-            while True:
-                seq, frame = await self.queue.get()
+            while self.outgoing:
+                seq, frame = self.outgoing.popleft()
                 if seq is None:
                     await self._send(frame)
                 elif seq == self.last_sent_seq + 1:
@@ -142,6 +151,7 @@ class GuardLink:
         await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
 
     async def stop(self) -> None:
+        self._live = False
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
