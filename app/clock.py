@@ -29,6 +29,7 @@ class Clock:
         delay = cap_s if when is None else (when - self.now()).total_seconds()
         delay = max(0.0, min(delay, cap_s))
         if delay == 0:
+            await asyncio.sleep(0)  # already due: still let others run (SQLite awaits never do)
             return
         try:
             await asyncio.wait_for(wake.wait(), timeout=delay)
@@ -56,6 +57,7 @@ class ManualClock(Clock):
         self, when: dt.datetime | None, wake: asyncio.Event, cap_s: float
     ) -> None:
         if when is not None and when <= self._now:
+            await asyncio.sleep(0)
             return
         # Real time still passes for I/O; only a jump of this clock or `wake` ends the wait.
         try:

@@ -69,6 +69,10 @@ class Database:
         Only writers that never record events (position write-behind, acks) pass
         serial=False.
         """
+        if self.is_sqlite:
+            # SQLite runs on the loop's thread and its awaits never suspend: yield once
+            # per transaction, so a loop of transactions cannot starve other tasks.
+            await asyncio.sleep(0)
         exclusive = not readonly and (serial or self.is_sqlite)
         lock: contextlib.AbstractAsyncContextManager[Any] = (
             self._writer if exclusive else contextlib.nullcontext()

@@ -33,6 +33,7 @@ class Receiver:
     statuses: deque[int] = field(default_factory=deque)
     delay_s: float = 0.0
     in_flight: int = 0
+    peak_in_flight: int = 0
     port: int = 0
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -50,6 +51,7 @@ class Receiver:
             if not message.get("more_body"):
                 break
         self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)

@@ -171,6 +171,27 @@ async def test_slow_receiver_does_not_hold_up_dispatch(
     await receiver.wait_for(2, timeout=15)
 
 
+async def test_a_slow_receivers_backlog_does_not_delay_other_subscribers(
+    harness: Harness, area: tuple[float, float], receiver: Receiver
+) -> None:
+    slow = Receiver(delay_s=2.0)
+    await slow.start()
+    try:
+        station = await harness.make_station(area)
+        await subscribe(harness, slow.url, station["id"])
+        await subscribe(harness, receiver.url, station["id"])
+        for _ in range(12):
+            await harness.make_incident(area)
+        await receiver.wait_for(12, timeout=10)  # the prompt receiver gets everything…
+        assert len(slow.received) < 12  # …while the slow one is still working through its share
+        cap = harness.ctx.settings.webhook_concurrency_per_endpoint
+        assert slow.peak_in_flight <= cap
+        await slow.wait_for(12, timeout=30)
+        assert slow.peak_in_flight <= cap
+    finally:
+        await slow.stop()
+
+
 async def test_station_filter_and_event_types(
     harness: Harness, area: tuple[float, float], receiver: Receiver
 ) -> None:

@@ -13,10 +13,11 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
 from app.integrations.sealing import unseal
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 # Svix schedule): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — about 27.6 h in all.
 RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+LEASE_MARGIN_S = 30  # a claimed delivery is due again this long after its request timeout
 EXCERPT_CHARS = 500
 
 
@@ -50,7 +52,7 @@ class WebhookSender:
         self.ctx = ctx
         self._client = client
         self._wake = asyncio.Event()
-        self._inflight: set[str] = set()
+        self._inflight: dict[str, str] = {}  # delivery id → subscription id
         self._per_endpoint: dict[str, asyncio.Semaphore] = {}
         self._overall = asyncio.Semaphore(64)
         self._rng = random.Random()
@@ -71,8 +73,8 @@ class WebhookSender:
             while True:
                 self._wake.clear()
                 try:
-                    for delivery_id, subscription_id in await self._due():
-                        self._inflight.add(delivery_id)
+                    for delivery_id, subscription_id in await self._claim():
+                        self._inflight[delivery_id] = subscription_id
                         task = asyncio.create_task(self._deliver(delivery_id, subscription_id))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
@@ -86,30 +88,66 @@ class WebhookSender:
                 task.cancel()
             await self._client.aclose()
 
-    async def _due(self) -> list[tuple[str, str]]:
-        now = self.ctx.clock.now()
-        async with self.ctx.db.transaction(readonly=True) as session:
+    async def _claim(self) -> list[tuple[str, str]]:
+        """Due deliveries, oldest first, leaving each subscription at most its cap in
+        flight, so one dead receiver's backlog never crowds out the others. Each claimed
+        row is leased: its next attempt moves past the request timeout, so no later pass
+        (or other worker) takes it again, and after a crash it is simply due again."""
+        ctx = self.ctx
+        settings = ctx.settings
+        cap = settings.webhook_concurrency_per_endpoint
+        busy = Counter(self._inflight.values())
+        now = ctx.clock.now()
+        due = (
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.subscription_id,
+                func.row_number()
+                .over(
+                    partition_by=WebhookDelivery.subscription_id,
+                    order_by=(WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+                )
+                .label("place"),
+            )
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            .subquery()
+        )
+        async with ctx.db.transaction(serial=False) as session:
             rows = (
                 await session.execute(
-                    select(WebhookDelivery.id, WebhookDelivery.subscription_id)
-                    .where(
-                        WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now
-                    )
-                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                    .limit(self.ctx.settings.webhook_batch + len(self._inflight))
+                    select(due.c.id, due.c.subscription_id)
+                    .where(due.c.place <= cap)
+                    .limit(settings.webhook_batch)
                 )
             ).all()
-        return [(d, s) for d, s in rows if d not in self._inflight][
-            : self.ctx.settings.webhook_batch
-        ]
+            claimed = []
+            for delivery_id, subscription_id in rows:
+                if busy[subscription_id] < cap:
+                    busy[subscription_id] += 1
+                    claimed.append((delivery_id, subscription_id))
+            if claimed:
+                lease = now + dt.timedelta(seconds=settings.webhook_timeout_s + LEASE_MARGIN_S)
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id.in_([d for d, _ in claimed]),
+                        WebhookDelivery.status == "pending",
+                    )
+                    .values(next_attempt_at=lease)
+                )
+        return claimed
 
     async def _next_due(self) -> dt.datetime | None:
+        """When the next claim can find work: subscriptions already at their cap wait for
+        a delivery of theirs to finish, which wakes the loop anyway."""
+        cap = self.ctx.settings.webhook_concurrency_per_endpoint
+        full = [s for s, n in Counter(self._inflight.values()).items() if n >= cap]
+        stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(
+            WebhookDelivery.status == "pending"
+        )
+        if full:
+            stmt = stmt.where(WebhookDelivery.subscription_id.not_in(full))
         async with self.ctx.db.transaction(readonly=True) as session:
-            stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(
-                WebhookDelivery.status == "pending"
-            )
-            if self._inflight:
-                stmt = stmt.where(WebhookDelivery.id.not_in(self._inflight))
             return await session.scalar(stmt)
 
     async def _deliver(self, delivery_id: str, subscription_id: str) -> None:
@@ -122,7 +160,7 @@ class WebhookSender:
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery_id)
         finally:
-            self._inflight.discard(delivery_id)
+            self._inflight.pop(delivery_id, None)
             self.wake()
 
     async def _attempt(self, delivery_id: str) -> None:
