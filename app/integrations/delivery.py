@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Svix schedule): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — about 27.6 h in all.
 RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+COALESCE_S = 0.01
 LEASE_MARGIN_S = 30  # a claimed delivery is due again this long after its request timeout
 EXCERPT_CHARS = 500
 
@@ -83,6 +84,10 @@ class WebhookSender:
                     log.exception("webhook loop pass failed")
                     next_due = None
                 await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=30.0)
+                if self._inflight:
+                    # Woken by a finished delivery: let others finish too, then claim for
+                    # all of them in one pass instead of two transactions per delivery.
+                    await asyncio.sleep(COALESCE_S)
         finally:
             for task in tasks:
                 task.cancel()
