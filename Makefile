@@ -27,6 +27,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.ingest --db sqlite
 	$(PY) -m bench.memory --connections 2000
 	$(PY) -m bench.dispatch_latency --db sqlite
+	$(PY) -m bench.webhooks --db sqlite
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check app tests bench migrations
