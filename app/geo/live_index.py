@@ -13,13 +13,26 @@ from array import array
 from bisect import insort
 from collections.abc import Callable, Iterator
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.geo.distance import METRES_PER_DEGREE_LAT, metres_per_degree_lon
 
 # A cell's key is one int, row * _ROW + column: cheaper to hash than a tuple. Columns stay
 # within ±2**22 for any cell of 10 m or more, so keys never collide.
 _ROW = 1 << 23
+
+
+def _readiness_input(slot: str) -> Any:
+    """A GuardEntry attribute whose every change recomputes `ready_until`."""
+
+    def get(entry: GuardEntry) -> Any:
+        return getattr(entry, slot)
+
+    def set_(entry: GuardEntry, value: Any) -> None:
+        setattr(entry, slot, value)
+        entry._refresh()
+
+    return property(get, set_)
 
 
 class GuardEntry:
@@ -80,41 +93,10 @@ class GuardEntry:
         ready = self._on_duty and self._eligible and not self._engaged
         self.ready_until = self._eligible_until if ready else 0.0
 
-    @property
-    def on_duty(self) -> bool:
-        return self._on_duty
-
-    @on_duty.setter
-    def on_duty(self, value: bool) -> None:
-        self._on_duty = value
-        self._refresh()
-
-    @property
-    def eligible(self) -> bool:
-        return self._eligible
-
-    @eligible.setter
-    def eligible(self, value: bool) -> None:
-        self._eligible = value
-        self._refresh()
-
-    @property
-    def engaged(self) -> bool:
-        return self._engaged
-
-    @engaged.setter
-    def engaged(self, value: bool) -> None:
-        self._engaged = value
-        self._refresh()
-
-    @property
-    def eligible_until(self) -> float:
-        return self._eligible_until
-
-    @eligible_until.setter
-    def eligible_until(self, value: float) -> None:
-        self._eligible_until = value
-        self._refresh()
+    on_duty = _readiness_input("_on_duty")
+    eligible = _readiness_input("_eligible")
+    engaged = _readiness_input("_engaged")
+    eligible_until = _readiness_input("_eligible_until")
 
     def dispatchable(self, now: float, fresh_after: float) -> bool:
         return self.ready_until > now and self.seen_at >= fresh_after
