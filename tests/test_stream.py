@@ -204,7 +204,8 @@ async def _drop_the_stalled_reader(
                         data={"pad": "x" * 4000},
                     )
             total += 20
-            await asyncio.sleep(0.005)
+            while len(got_fast) < total:  # the live reader keeps up; only the stalled one lags
+                await asyncio.sleep(0.005)
     newest = (await log_after(quick, before, station["id"]))[-1]
     async with asyncio.timeout(30):
         while not got_fast or int(got_fast[-1]["id"]) < newest:
