@@ -8,11 +8,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -81,28 +85,49 @@ class Metrics:
         self.webhook_attempts = Counter(
             "dispatch_webhook_attempts_total", "Webhook delivery attempts", ["outcome"], registry=r
         )
-        self.gc_pause = Histogram(
-            "dispatch_gc_pause_seconds",
-            "Time the event loop stood still in Python's cyclic garbage collector",
-            ["generation"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-            registry=r,
-        )
+        self.gc_pauses = GcPauses()
+        r.register(self.gc_pauses)
 
     def watch_garbage_collector(self) -> Callable[[], None]:
-        """Time every collection into `gc_pause` (a callback per collection, ~1 µs);
-        returns the function that stops watching."""
-        started = [0.0]
+        """Time every collection (a callback per collection, ~1 µs); returns the function
+        that stops watching."""
+        gc.callbacks.append(self.gc_pauses.observe)
+        return lambda: gc.callbacks.remove(self.gc_pauses.observe)
 
-        def observe(phase: str, info: dict[str, int]) -> None:
-            if phase == "start":
-                started[0] = time.perf_counter()
-            else:
-                pause = time.perf_counter() - started[0]
-                self.gc_pause.labels(str(info["generation"])).observe(pause)
 
-        gc.callbacks.append(observe)
-        return lambda: gc.callbacks.remove(observe)
+class GcPauses(Collector):
+    """`dispatch_gc_pause_seconds{generation}`: how long the loop stood still in Python's
+    cyclic garbage collector. The gc callback only adds numbers in plain lists: taking a
+    metric's lock there could deadlock if a collection began while /metrics held it."""
+
+    BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+    def __init__(self) -> None:
+        self._counts = {g: [0] * (len(self.BUCKETS) + 1) for g in ("0", "1", "2")}
+        self._sums = {g: 0.0 for g in ("0", "1", "2")}
+        self._started = 0.0
+
+    def observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = str(info["generation"])
+        self._sums[generation] += pause
+        self._counts[generation][bisect_left(self.BUCKETS, pause)] += 1
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "dispatch_gc_pause_seconds",
+            "Time the event loop stood still in Python's cyclic garbage collector",
+            labels=["generation"],
+        )
+        for generation, counts in self._counts.items():
+            cumulative = list(accumulate(counts))
+            buckets = [(str(le), n) for le, n in zip(self.BUCKETS, cumulative, strict=False)]
+            buckets.append(("+Inf", cumulative[-1]))
+            family.add_metric([generation], buckets, self._sums[generation])
+        yield family
 
 
 class RequestContextMiddleware:

@@ -229,3 +229,34 @@ async def _phone(admin: Harness, where: tuple[float, float]) -> Phone:
     )
     await phone.sync()
     return phone
+
+
+async def test_position_history_is_pruned_in_batches_keeping_recent_rows(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from app.models import PositionHistory
+    from app.realtime import positions
+
+    guard = await harness.make_guard()
+    now = harness.now()
+    retention = dt.timedelta(hours=harness.ctx.settings.position_history_retention_h)
+    ages = [retention + dt.timedelta(minutes=m) for m in range(1, 8)] + [dt.timedelta(0)] * 2
+    async with harness.ctx.db.transaction(serial=False) as session:
+        await session.execute(
+            insert(PositionHistory),
+            [
+                {"guard_id": guard["id"], "lat": 39.1, "lon": 117.2, "located_at": now - age}
+                for age in ages
+            ],
+        )
+    monkeypatch.setattr(positions, "PRUNE_BATCH", 3)
+    assert await harness.ctx.positions.prune_history() >= 7  # other tests may add old rows
+    async with harness.ctx.db.transaction(readonly=True) as session:
+        left = await session.scalar(
+            select(func.count()).where(PositionHistory.guard_id == guard["id"])
+        )
+    assert left == 2

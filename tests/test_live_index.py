@@ -103,3 +103,21 @@ def test_no_answer_for_k_zero_or_an_empty_index():
     assert LiveIndex().within(39.12, 117.20, radius_m=1000.0, now=NOW) == []
     index = _index([(39.12, 117.20)], 250.0)
     assert index.nearest(39.12, 117.20, k=0, radius_m=1000.0, now=NOW) == []
+
+
+def test_a_registry_update_keeps_the_entry_a_socket_holds():
+    index = _index([(39.12, 117.20), (39.1201, 117.20)], 250.0)
+    held = index.get("g0000")  # what the guard's open socket keeps moving
+    assert (
+        index.put(GuardEntry("g0000", "c2", frozenset({"first_aid"}), 4.0, True, NOW + 60)) is held
+    )
+    assert held.company_id == "c2" and held.speed_mps == 4.0 and held.on_duty
+    index.move(held, 39.1202, 117.20, NOW, NOW)
+    found = index.within(39.12, 117.20, radius_m=500.0, now=NOW)
+    assert sorted(n.entry.guard_id for n in found) == ["g0000", "g0001"]
+    index.put(GuardEntry("g0000", "c2", frozenset(), 1.4, False, NOW + 60))  # suspended
+    assert [n.entry.guard_id for n in index.within(39.12, 117.20, radius_m=500.0, now=NOW)] == [
+        "g0001"
+    ]
+    index.remove("g0000")
+    assert len(index) == 1 and sum(len(c.entries) for c in index._cells.values()) == 1

@@ -107,16 +107,7 @@ class Nearby(NamedTuple):
     distance_m: float
 
 
-_CARRIED_OVER = (
-    "on_duty",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "located_at",
-    "seen_at",
-    "connected",
-    "engaged",
-)
+_REGISTRY_FACTS = ("company_id", "skills", "speed_mps", "eligible", "eligible_until")
 
 
 class _Cell:
@@ -165,16 +156,18 @@ class LiveIndex:
         return self.entries.get(guard_id)
 
     def put(self, entry: GuardEntry) -> GuardEntry:
-        """Add or replace a guard's entry, keeping its position, duty and flags if known."""
-        old = self.entries.get(entry.guard_id)
-        if old is not None:
-            for attr in _CARRIED_OVER:
-                setattr(entry, attr, getattr(old, attr))
-            self._unplace(old)
-        self.entries[entry.guard_id] = entry
-        if entry.on_duty and entry.seen_at:
-            self._place(entry)
-        return entry
+        """Add a guard, or update the registry facts of the one already indexed, which
+        keeps its identity (sockets hold it), position, duty and flags. Returns the entry
+        that is in the index."""
+        current = self.entries.get(entry.guard_id)
+        if current is None:
+            self.entries[entry.guard_id] = entry
+            if entry.on_duty and entry.seen_at:
+                self._place(entry)
+            return entry
+        for attr in _REGISTRY_FACTS:
+            setattr(current, attr, getattr(entry, attr))
+        return current
 
     def remove(self, guard_id: str) -> None:
         entry = self.entries.pop(guard_id, None)

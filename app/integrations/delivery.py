@@ -54,6 +54,7 @@ class WebhookSender:
         self._client = client
         self._wake = asyncio.Event()
         self._inflight: dict[str, str] = {}  # delivery id → subscription id
+        self._finished = False  # a delivery finished since the loop last woke
         self._per_endpoint: dict[str, asyncio.Semaphore] = {}
         self._overall = asyncio.Semaphore(64)
         self._rng = random.Random()
@@ -61,6 +62,9 @@ class WebhookSender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def in_flight(self, delivery_id: str) -> bool:
+        return delivery_id in self._inflight
 
     async def run(self) -> None:
         settings = self.ctx.settings
@@ -73,8 +77,11 @@ class WebhookSender:
         try:
             while True:
                 self._wake.clear()
+                self._finished = False
+                claimed: list[tuple[str, str]] = []
                 try:
-                    for delivery_id, subscription_id in await self._claim():
+                    claimed = await self._claim()
+                    for delivery_id, subscription_id in claimed:
                         self._inflight[delivery_id] = subscription_id
                         task = asyncio.create_task(self._deliver(delivery_id, subscription_id))
                         tasks.add(task)
@@ -83,8 +90,12 @@ class WebhookSender:
                 except Exception:
                     log.exception("webhook loop pass failed")
                     next_due = None
+                now = self.ctx.clock.now()
+                if not claimed and next_due is not None and next_due <= now:
+                    # Due but not claimable (still in flight past its lease): don't spin.
+                    next_due = now + dt.timedelta(seconds=1)
                 await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=30.0)
-                if self._inflight:
+                if self._finished and self._inflight:
                     # Woken by a finished delivery: let others finish too, then claim for
                     # all of them in one pass instead of two transactions per delivery.
                     await asyncio.sleep(COALESCE_S)
@@ -94,19 +105,25 @@ class WebhookSender:
             await self._client.aclose()
 
     async def _claim(self) -> list[tuple[str, str]]:
-        """Due deliveries, oldest first, leaving each subscription at most its cap in
-        flight, so one dead receiver's backlog never crowds out the others. Each claimed
-        row is leased: its next attempt moves past the request timeout, so no later pass
-        (or other worker) takes it again, and after a crash it is simply due again."""
+        """Due deliveries, taken in turns across subscriptions and never more than a
+        subscription's cap in flight, so one dead receiver's backlog never crowds out the
+        others. Claiming leases a row: an UPDATE that moves its next attempt past the
+        request timeout, kept only where it still found the row due, so no later pass or
+        other worker takes it again, and after a crash it is simply due again."""
         ctx = self.ctx
         settings = ctx.settings
         cap = settings.webhook_concurrency_per_endpoint
         busy = Counter(self._inflight.values())
+        full = [s for s, n in busy.items() if n >= cap]
         now = ctx.clock.now()
+        conditions = [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now]
+        if full:
+            conditions.append(WebhookDelivery.subscription_id.not_in(full))
         due = (
             select(
                 WebhookDelivery.id,
                 WebhookDelivery.subscription_id,
+                WebhookDelivery.next_attempt_at,
                 func.row_number()
                 .over(
                     partition_by=WebhookDelivery.subscription_id,
@@ -114,7 +131,7 @@ class WebhookSender:
                 )
                 .label("place"),
             )
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            .where(*conditions)
             .subquery()
         )
         async with ctx.db.transaction(serial=False) as session:
@@ -122,25 +139,29 @@ class WebhookSender:
                 await session.execute(
                     select(due.c.id, due.c.subscription_id)
                     .where(due.c.place <= cap)
+                    .order_by(due.c.place, due.c.next_attempt_at, due.c.id)
                     .limit(settings.webhook_batch)
                 )
             ).all()
-            claimed = []
+            wanted: dict[str, str] = {}
             for delivery_id, subscription_id in rows:
-                if busy[subscription_id] < cap:
+                if delivery_id not in self._inflight and busy[subscription_id] < cap:
                     busy[subscription_id] += 1
-                    claimed.append((delivery_id, subscription_id))
-            if claimed:
-                lease = now + dt.timedelta(seconds=settings.webhook_timeout_s + LEASE_MARGIN_S)
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(
-                        WebhookDelivery.id.in_([d for d, _ in claimed]),
-                        WebhookDelivery.status == "pending",
-                    )
-                    .values(next_attempt_at=lease)
+                    wanted[delivery_id] = subscription_id
+            if not wanted:
+                return []
+            lease = now + dt.timedelta(seconds=settings.webhook_timeout_s + LEASE_MARGIN_S)
+            leased = await session.scalars(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id.in_(list(wanted)),
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
                 )
-        return claimed
+                .values(next_attempt_at=lease)
+                .returning(WebhookDelivery.id)
+            )
+            return [(delivery_id, wanted[delivery_id]) for delivery_id in leased.all()]
 
     async def _next_due(self) -> dt.datetime | None:
         """When the next claim can find work: subscriptions already at their cap wait for
@@ -166,6 +187,7 @@ class WebhookSender:
             log.exception("webhook delivery %s failed unexpectedly", delivery_id)
         finally:
             self._inflight.pop(delivery_id, None)
+            self._finished = True
             self.wake()
 
     async def _attempt(self, delivery_id: str) -> None:

@@ -209,6 +209,10 @@ async def replay(
             f"webhook '{subscription.id}' is disabled ({subscription.disabled_reason})",
             code="webhook_disabled",
         )
+    if ctx.webhooks.in_flight(delivery.id):
+        raise Conflict(
+            f"delivery '{delivery.id}' is being sent right now", code="delivery_in_flight"
+        )
     delivery.status = "pending"
     delivery.attempts = 0
     delivery.next_attempt_at = ctx.clock.now()

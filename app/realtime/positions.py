@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.geo.distance import haversine_m
@@ -47,6 +47,9 @@ def check_ping(
                 ref="location",
             )
     return None
+
+
+PRUNE_BATCH = 5000  # history rows deleted per transaction
 
 
 class PositionWriter:
@@ -149,8 +152,21 @@ class PositionWriter:
         cutoff = self.ctx.clock.now() - dt.timedelta(
             hours=self.ctx.settings.position_history_retention_h
         )
-        async with self.ctx.db.transaction(serial=False) as session:
-            result = await session.execute(
-                delete(PositionHistory).where(PositionHistory.located_at < cutoff)
-            )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        # In batches, each its own short transaction: other writers (and, on SQLite, the
+        # whole event loop) wait for one batch at most.
+        oldest = (
+            select(PositionHistory.id)
+            .where(PositionHistory.located_at < cutoff)
+            .order_by(PositionHistory.id)
+            .limit(PRUNE_BATCH)
+        )
+        removed = 0
+        while True:
+            async with self.ctx.db.transaction(serial=False) as session:
+                result = await session.execute(
+                    delete(PositionHistory).where(PositionHistory.id.in_(oldest.scalar_subquery()))
+                )
+            batch = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            removed += batch
+            if batch < PRUNE_BATCH:
+                return removed
