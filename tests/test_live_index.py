@@ -29,7 +29,14 @@ def _brute_force(
     m_lon = metres_per_degree_lon(lat)
     found = []
     for entry in index:
-        if not entry.dispatchable(NOW, NOW - FRESHNESS_S):
+        dispatchable = (
+            entry.on_duty
+            and entry.eligible
+            and not entry.engaged
+            and entry.eligible_until > NOW
+            and entry.seen_at >= NOW - FRESHNESS_S
+        )
+        if not dispatchable:
             continue
         d = math.hypot((entry.lat - lat) * METRES_PER_DEGREE_LAT, (entry.lon - lon) * m_lon)
         if d <= radius_m:

@@ -33,7 +33,7 @@ async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> N
 
 async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
     """Send the next wave when guards are still needed and no offer is pending."""
-    if incident.status not in STAFFABLE or incident.assigned_count >= incident.required_guards:
+    if not _needs_guards(incident):
         return
     pending = await session.scalar(
         select(func.count())
@@ -49,7 +49,7 @@ async def _waves(
     session: AsyncSession, ctx: AppContext, incident: Incident, refused: set[str]
 ) -> None:
     """Widen wave by wave until one sends an offer; out of waves, the incident is unstaffed."""
-    if incident.status not in STAFFABLE or incident.assigned_count >= incident.required_guards:
+    if not _needs_guards(incident):
         return
     policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
     while incident.wave < len(policy.radii_m):
@@ -58,6 +58,10 @@ async def _waves(
         if await _send_wave(session, ctx, incident, policy, refused):
             return
     await _mark_unstaffed(session, ctx, incident)
+
+
+def _needs_guards(incident: Incident) -> bool:
+    return incident.status in STAFFABLE and incident.assigned_count < incident.required_guards
 
 
 async def _refused(session: AsyncSession, incident_id: str) -> set[str]:

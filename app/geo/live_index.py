@@ -98,9 +98,6 @@ class GuardEntry:
     engaged = _readiness_input("_engaged")
     eligible_until = _readiness_input("_eligible_until")
 
-    def dispatchable(self, now: float, fresh_after: float) -> bool:
-        return self.ready_until > now and self.seen_at >= fresh_after
-
 
 class Nearby(NamedTuple):
     entry: GuardEntry

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from standardwebhooks.webhooks import Webhook
 
 from app.integrations.sealing import unseal
@@ -55,7 +55,6 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._inflight: dict[str, str] = {}  # delivery id → subscription id
         self._finished = False  # a delivery finished since the loop last woke
-        self._per_endpoint: dict[str, asyncio.Semaphore] = {}
         self._overall = asyncio.Semaphore(64)
         self._rng = random.Random()
         ctx.clock.on_change(self.wake)
@@ -83,7 +82,7 @@ class WebhookSender:
                     claimed = await self._claim()
                     for delivery_id, subscription_id in claimed:
                         self._inflight[delivery_id] = subscription_id
-                        task = asyncio.create_task(self._deliver(delivery_id, subscription_id))
+                        task = asyncio.create_task(self._deliver(delivery_id))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
                     next_due = await self._next_due()
@@ -114,11 +113,7 @@ class WebhookSender:
         settings = ctx.settings
         cap = settings.webhook_concurrency_per_endpoint
         busy = Counter(self._inflight.values())
-        full = [s for s, n in busy.items() if n >= cap]
         now = ctx.clock.now()
-        conditions = [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now]
-        if full:
-            conditions.append(WebhookDelivery.subscription_id.not_in(full))
         due = (
             select(
                 WebhookDelivery.id,
@@ -131,7 +126,7 @@ class WebhookSender:
                 )
                 .label("place"),
             )
-            .where(*conditions)
+            .where(*self._open_pending(), WebhookDelivery.next_attempt_at <= now)
             .subquery()
         )
         async with ctx.db.transaction(serial=False) as session:
@@ -166,22 +161,23 @@ class WebhookSender:
     async def _next_due(self) -> dt.datetime | None:
         """When the next claim can find work: subscriptions already at their cap wait for
         a delivery of theirs to finish, which wakes the loop anyway."""
-        cap = self.ctx.settings.webhook_concurrency_per_endpoint
-        full = [s for s, n in Counter(self._inflight.values()).items() if n >= cap]
-        stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(
-            WebhookDelivery.status == "pending"
-        )
-        if full:
-            stmt = stmt.where(WebhookDelivery.subscription_id.not_in(full))
+        stmt = select(func.min(WebhookDelivery.next_attempt_at)).where(*self._open_pending())
         async with self.ctx.db.transaction(readonly=True) as session:
             return await session.scalar(stmt)
 
-    async def _deliver(self, delivery_id: str, subscription_id: str) -> None:
-        limit = self._per_endpoint.setdefault(
-            subscription_id, asyncio.Semaphore(self.ctx.settings.webhook_concurrency_per_endpoint)
-        )
+    def _open_pending(self) -> list[ColumnElement[bool]]:
+        """Pending deliveries of subscriptions not already at their cap in flight."""
+        cap = self.ctx.settings.webhook_concurrency_per_endpoint
+        full = [s for s, n in Counter(self._inflight.values()).items() if n >= cap]
+        conditions = [WebhookDelivery.status == "pending"]
+        if full:
+            conditions.append(WebhookDelivery.subscription_id.not_in(full))
+        return conditions
+
+    async def _deliver(self, delivery_id: str) -> None:
+        # _claim keeps each subscription within its cap; this bounds them all together.
         try:
-            async with limit, self._overall:
+            async with self._overall:
                 await self._attempt(delivery_id)
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", delivery_id)
