@@ -156,6 +156,27 @@ async def test_replay_resends_with_the_same_id(
     )
 
 
+async def test_replay_of_a_delivery_being_sent_is_409_and_changes_nothing(
+    harness: Harness, area: tuple[float, float], receiver: Receiver
+) -> None:
+    receiver.delay_s = 1.0
+    station = await harness.make_station(area)
+    subscription = await subscribe(harness, receiver.url, station["id"])
+    await harness.make_incident(area)
+    async with asyncio.timeout(5):
+        while receiver.in_flight == 0:
+            await asyncio.sleep(0.01)
+    [delivery] = await deliveries(harness, subscription["id"])
+    replay = await harness.post(f"/api/v1/webhooks/deliveries/{delivery['id']}/replay")
+    assert_error(replay, 409, "delivery_in_flight")
+    [received] = await receiver.wait_for(1)
+    await harness.ctx.webhooks.drain()
+    [done] = await deliveries(harness, subscription["id"])
+    assert done["status"] == "delivered" and done["attempts"] == 1
+    await asyncio.sleep(0.2)
+    assert len(receiver.received) == 1 and received.headers["webhook-id"] == delivery["id"]
+
+
 async def test_slow_receiver_does_not_hold_up_dispatch(
     harness: Harness, area: tuple[float, float], receiver: Receiver
 ) -> None:
