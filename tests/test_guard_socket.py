@@ -63,6 +63,18 @@ async def test_revoking_a_token_closes_its_live_connection(
         f"/api/v1/guards/{phone.id}/tokens/{token_id}", headers=await harness.headers()
     )
     assert await phone.closed_with() == 4401
+    # The token was resolved (and remembered) when it connected: revoking forgets it.
+    assert await close_code(harness, {"Authorization": f"Bearer {phone.token}"}) == 4401
+
+
+async def test_a_guard_who_left_can_no_longer_connect(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phone = await guard_at(harness, area)
+    await phone.close()
+    left = await harness.patch(f"/api/v1/guards/{phone.id}", {"status": "left"})
+    assert left.status_code == 200, left.text
+    assert await close_code(harness, {"Authorization": f"Bearer {phone.token}"}) == 4401
 
 
 async def test_token_in_hello_works_for_clients_without_headers(
