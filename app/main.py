@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
@@ -20,6 +21,7 @@ from app.api.errors import install_error_handlers
 from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
 from app.clock import Clock
+from app.console.routes import install_console
 from app.context import AppContext
 from app.db import Database
 from app.dispatch import escalation, offers, roster
@@ -145,7 +147,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 log.exception("final position flush failed")
             await ctx.db.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the package, not a CDN: /docs works with no internet.
+    app = FastAPIOffline(
         title="Police–guard linkage dispatch",
         version="0.1.0",
         description="Finds the nearest on-duty security guard, instructs them over a websocket, "
@@ -169,4 +172,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(guard_ws.router)
     app.include_router(events_ws.router)
     app.include_router(health.router)
+    install_console(app)
     return app

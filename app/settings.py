@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.dispatch.policy import PolicyOverrides
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = True
     cap_sender: str = "dispatch@guard-dispatch.local"
 
+    # The operator console.
+    # Leaflet tile template, e.g. https://tiles.example/{z}/{x}/{y}.png; none keeps the
+    # console wholly on its own origin (the map still draws precincts, a grid and a scale).
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
+    timezone: str = "Asia/Shanghai"  # how the console shows times; storage stays UTC
+
     @model_validator(mode="before")
     @classmethod
     def _csv_lists(cls, data: object) -> object:
@@ -79,6 +87,28 @@ class Settings(BaseSettings):
                 if key in data:
                     data[key] = _split_csv(data[key])
         return data
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name like Asia/Shanghai)"
+            ) from exc
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("https://", "http://", "/")) or "{z}" not in value:
+            raise ValueError(
+                "a URL template with {z}, {x} and {y}, e.g. https://host/{z}/{x}/{y}.png"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints
 
 from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
 from app.auth import service
-from app.auth.permissions import ROLES
+from app.auth.permissions import PERMISSIONS, ROLES
 from app.auth.secrets import issue_access_token
 from app.errors import TooManyRequests, Unauthorized
 from app.schemas import Input, ObjectId, Output, UtcDateTime
@@ -55,6 +55,30 @@ async def issue_token(
     )
     response.headers["Cache-Control"] = "no-store"
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
+
+
+class Me(Output):
+    kind: str
+    id: str
+    name: str
+    role: str
+    permissions: list[str]
+    company_id: str | None
+    station_id: str | None
+
+
+@router.get("/auth/me", response_model=Me)
+async def me(principal: allow(*PERMISSIONS)) -> object:
+    """Who this token speaks for and what it may do (the console shows only those actions)."""
+    return {
+        "kind": principal.kind,
+        "id": principal.id,
+        "name": principal.name,
+        "role": principal.role,
+        "permissions": sorted(principal.permissions),
+        "company_id": principal.company_id,
+        "station_id": principal.station_id,
+    }
 
 
 class UserCreate(Input):

@@ -62,7 +62,9 @@ def _parse_after(raw: str | None) -> int | None:
 @router.websocket("/ws/events")
 async def event_stream(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
-    if not origin_allowed(ws.headers.get("origin"), ctx.settings.ws_allowed_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ctx.settings.ws_allowed_origins, ws.headers.get("host")
+    ):
         await ws.close(CLOSE_ORIGIN, "origin not allowed")
         return
     await ws.accept()

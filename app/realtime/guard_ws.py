@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -40,9 +41,12 @@ HELLO_GRACE_S = 2.0  # header-authenticated clients may still send hello {resume
 YIELD_EVERY = 16  # frames handled back to back before the receive loop yields
 
 
-def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
-    """Native clients send no Origin; browsers must come from a configured origin."""
-    return origin is None or origin in allowed or "*" in allowed
+def origin_allowed(origin: str | None, allowed: list[str], host: str | None = None) -> bool:
+    """Native clients send no Origin; browsers must come from this service's own origin
+    (the console) or a configured one."""
+    if origin is None or origin in allowed or "*" in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
 async def _receive_text(ws: WebSocket, timeout: float | None = None) -> str | None:
@@ -70,7 +74,9 @@ async def _authenticate(ctx: AppContext, token: str | None) -> Principal | None:
 @router.websocket("/ws/guard")
 async def guard_socket(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
-    if not origin_allowed(ws.headers.get("origin"), ctx.settings.ws_allowed_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ctx.settings.ws_allowed_origins, ws.headers.get("host")
+    ):
         await ws.close(CLOSE_ORIGIN, "origin not allowed")
         return
     await ws.accept()
@@ -121,7 +127,7 @@ class GuardSession:
         previous = ctx.hub.attach_guard(link)
         if previous is not None:
             previous.close(CLOSE_REPLACED, "replaced by a newer connection")
-        self.entry.connected = True
+        ctx.live.connect(self.entry)
         ctx.metrics.guard_connections.inc()
         try:
             pending: str | None = None
