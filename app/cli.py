@@ -109,6 +109,26 @@ def _guard_token(args: argparse.Namespace) -> None:
     _with_context(work)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from app.simulate.config import SimulationConfig
+    from app.simulate.runner import run
+
+    settings = get_settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    config = SimulationConfig(
+        url=(args.url or f"http://{host}:{settings.port}").rstrip("/"),
+        username=args.username,
+        password=args.password,
+        guards=args.guards,
+        incidents_per_minute=args.incidents_per_minute,
+        seed=args.seed,
+        duration_s=args.duration,
+        wait_ready_s=args.wait_ready,
+        police=not args.no_police,
+    )
+    return run(config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +166,24 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("guard-token", help="issue a guard device token (printed once)")
     token.add_argument("--guard-id", required=True)
     token.set_defaults(handler=_guard_token)
+
+    sim = commands.add_parser(
+        "simulate", help="play guards' phones, incidents and the police CAD against a server"
+    )
+    sim.add_argument("--url", help="the server (default: from DISPATCH_HOST / DISPATCH_PORT)")
+    sim.add_argument("--guards", type=int, default=60, help="guards to play (default 60)")
+    sim.add_argument("--incidents-per-minute", type=float, default=2.0, help="(default 2)")
+    sim.add_argument("--seed", type=int, help="make the run reproducible")
+    sim.add_argument("--username", default="admin", help="an admin (default: the demo's)")
+    sim.add_argument("--password", default="demo-admin-pass")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim.add_argument(
+        "--wait-ready", type=float, default=0.0, help="wait this long for the server's /readyz"
+    )
+    sim.add_argument(
+        "--no-police", action="store_true", help="leave escalations to a real police side"
+    )
+    sim.set_defaults(handler=_simulate)
     return parser
 
 
@@ -154,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.errors import AppError
 
     try:
-        args.handler(args)
+        code = args.handler(args)
     except AppError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0

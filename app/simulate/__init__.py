@@ -1,0 +1,1 @@
+"""`python -m app simulate`: guards' phones, incidents and the police CAD against a live server."""

@@ -1,0 +1,53 @@
+"""Counters of a simulation run and the one-line summary printed every few seconds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Stats:
+    """Everything the run counts; mutated by the phones, the generator and the police."""
+
+    guards: int = 0
+    connected: int = 0
+    on_duty: int = 0
+    pings: int = 0
+    acks: int = 0
+    offers: int = 0
+    accepted: int = 0
+    declined: int = 0
+    silent: int = 0
+    withdrawn: int = 0
+    assignments: int = 0
+    on_scene: int = 0
+    cleared: int = 0
+    reconnects: int = 0
+    incidents_posted: int = 0
+    incidents_resolved: int = 0
+    police_steps: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def error(self, code: str) -> None:
+        """Count a refusal from the server (an error frame's code, `http_409`, …)."""
+        self.errors[code] += 1
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def summary(self, elapsed_s: float) -> str:
+        """One line: what the simulated city did so far."""
+        errors = f"errors {self.error_count}"
+        if self.errors:
+            top = ", ".join(f"{code}×{n}" for code, n in self.errors.most_common(3))
+            errors += f" ({top})"
+        return (
+            f"[{elapsed_s:6.0f}s] guards {self.connected}/{self.guards} connected, "
+            f"{self.on_duty} on duty · pings {self.pings} · offers {self.offers} "
+            f"(accepted {self.accepted}, declined {self.declined}, silent {self.silent}) · "
+            f"incidents {self.incidents_posted} posted, {self.assignments} assigned, "
+            f"{self.on_scene} on scene, {self.incidents_resolved} resolved · "
+            f"police {self.police_steps} · reconnects {self.reconnects} · {errors}"
+        )
