@@ -1,11 +1,19 @@
 # The two commands of the README: `make run` and `make test`. Both work on a new clone.
+# Where the server listens is the app's setting: DISPATCH_HOST / DISPATCH_PORT from the
+# environment or a .env file (`DISPATCH_PORT=9000 make run`); `make run PORT=9000` also works.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-HOST ?= 127.0.0.1
-PORT ?= 8000
+SIMULATE ?=
 
-.PHONY: run test bench lint migrate seed
+ifeq ($(origin PORT),command line)
+export DISPATCH_PORT := $(PORT)
+endif
+ifeq ($(origin HOST),command line)
+export DISPATCH_HOST := $(HOST)
+endif
+
+.PHONY: run demo test bench lint migrate seed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +24,18 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(PY) -m app migrate
 	$(PY) -m app seed-demo
-	$(PY) -m app serve --host $(HOST) --port $(PORT)
+	$(PY) -m app serve
+
+# `make run` plus simulated guards' phones, incidents and police (`python -m app simulate`).
+# The server runs in the background (in its own session where `setsid` exists, so Ctrl-C
+# reaches only the simulator, whose guards sign off first); leaving stops the server.
+demo: $(VENV)/.installed
+	$(PY) -m app migrate
+	$(PY) -m app seed-demo
+	@$$(command -v setsid) $(PY) -m app serve & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(PY) -m app simulate --wait-ready 60 $(SIMULATE)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

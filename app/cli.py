@@ -110,13 +110,12 @@ def _guard_token(args: argparse.Namespace) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from app.demo.seed import base_url
     from app.simulate.config import SimulationConfig
     from app.simulate.runner import run
 
-    settings = get_settings()
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     config = SimulationConfig(
-        url=(args.url or f"http://{host}:{settings.port}").rstrip("/"),
+        url=(args.url or base_url(get_settings())).rstrip("/"),
         username=args.username,
         password=args.password,
         guards=args.guards,

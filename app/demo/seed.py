@@ -22,6 +22,7 @@ from app.registry.service import (
     issue_guard_token,
 )
 from app.schemas import Location
+from app.settings import Settings
 
 # (username, password, role): demo console logins, printed on every run.
 USERS = (
@@ -63,9 +64,9 @@ async def seed_demo(ctx: AppContext) -> None:
         seeded = None if await _already_seeded(session, ctx) else await _seed(session, ctx)
     if seeded is None:
         print("demo city already seeded; nothing to do")
-        _print_logins()
+        _print_logins(ctx.settings)
         return
-    _print_summary(seeded)
+    _print_summary(seeded, ctx.settings)
 
 
 async def _already_seeded(session: AsyncSession, ctx: AppContext) -> bool:
@@ -167,22 +168,29 @@ def _presence(guard_id: str, spec: tianjin.GuardSeed, now: dt.datetime) -> Guard
     )
 
 
-def _print_logins() -> None:
+def base_url(settings: Settings) -> str:
+    """Where a local client reaches `serve` (a wildcard host is reached on loopback)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _print_logins(settings: Settings) -> None:
     print("console users:")
     for username, password, role in USERS:
         print(f"  {username:<11} {password:<22} ({role})")
     print(
         "get a token: curl -d username=operator -d password=demo-operator-pass "
-        "http://127.0.0.1:8000/api/v1/auth/token"
+        f"{base_url(settings)}/api/v1/auth/token"
     )
+    print("see guards take incidents: make demo (or python -m app simulate beside the server)")
 
 
-def _print_summary(seeded: Seeded) -> None:
+def _print_summary(seeded: Seeded, settings: Settings) -> None:
     print(
         f"seeded the Tianjin demo city: {seeded.stations} stations, {seeded.units} units, "
         f"{seeded.companies} companies, {seeded.guards} guards on duty"
     )
-    _print_logins()
+    _print_logins(settings)
     print(f"integration API key '{API_KEY_NAME}' (shown once): {seeded.api_key}")
     print("guard device tokens (shown once):")
     for guard_id, name, token in seeded.guard_tokens:
