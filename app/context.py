@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.dispatch.timers import Scheduler
     from app.integrations.delivery import WebhookSender
     from app.realtime.positions import PositionWriter
+    from app.realtime.positions_feed import PositionsFeed
 
 
 @dataclass
@@ -38,3 +39,4 @@ class AppContext:
     scheduler: Scheduler = field(init=False)
     positions: PositionWriter = field(init=False)
     webhooks: WebhookSender = field(init=False)
+    positions_feed: PositionsFeed = field(init=False)

@@ -35,10 +35,11 @@ from app.integrations.webhooks import WebhookOutbox
 from app.migrate import ensure_sqlite_directory
 from app.models import PoliceStation
 from app.observability import Metrics, RequestContextMiddleware
-from app.realtime import events_ws, guard_ws
+from app.realtime import events_ws, guard_ws, positions_ws
 from app.realtime.guard_link import CLOSE_SHUTDOWN
 from app.realtime.hub import Hub
 from app.realtime.positions import PositionWriter
+from app.realtime.positions_feed import PositionsFeed
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ctx.webhooks = WebhookSender(ctx)
     ctx.events.outbox_writers.append(WebhookOutbox(ctx))
     ctx.positions = PositionWriter(ctx)
+    ctx.positions_feed = PositionsFeed(ctx)
     ctx.scheduler = Scheduler(
         ctx,
         {OFFER_EXPIRY: offers.expire, escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline},
@@ -138,6 +140,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             unwatch_gc()
             for link in ctx.hub.guard_links():
                 link.close(CLOSE_SHUTDOWN, "server shutting down")
+            await ctx.positions_feed.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(api)
     app.include_router(guard_ws.router)
     app.include_router(events_ws.router)
+    app.include_router(positions_ws.router)
     app.include_router(health.router)
     install_console(app)
     return app

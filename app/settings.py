@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     # Command-centre stream and webhooks.
     stream_heartbeat_s: float = Field(15, gt=0)
     stream_queue_size: int = Field(1000, ge=8)
+    positions_feed_interval_s: float = Field(1.0, gt=0)  # /ws/positions: one update per tick
     webhook_timeout_s: float = Field(10, gt=0)
     webhook_concurrency_per_endpoint: int = Field(4, ge=1)
     webhook_batch: int = Field(100, ge=1)

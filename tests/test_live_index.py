@@ -62,7 +62,7 @@ def test_nearest_equals_brute_force(points, query, k, radius_m, cell_m, engaged)
     index = _index(points, cell_m)
     for i in engaged:
         if i < len(points):
-            index.get(f"g{i:04d}").engaged = True
+            index.get(f"g{i:04d}").activity = "offered"
     got = [
         (n.entry.guard_id, n.distance_m)
         for n in index.nearest(*query, k=k, radius_m=radius_m, now=NOW)
@@ -83,14 +83,14 @@ def test_within_returns_everyone_in_the_disc_nearest_first():
 def test_not_dispatchable_guards_are_never_returned():
     index = _index([(39.12, 117.20)] * 6, 250.0)
     entries = [index.get(f"g{i:04d}") for i in range(6)]
-    entries[0].engaged = True
+    entries[0].activity = "offered"
     entries[1].eligible = False
     entries[2].eligible_until = NOW - 1  # licence expired
     index.set_duty(entries[3], False)
     entries[4].seen_at = NOW - FRESHNESS_S - 1  # position too old
     found = index.nearest(39.12, 117.20, k=10, radius_m=100.0, now=NOW)
     assert [n.entry.guard_id for n in found] == ["g0005"]
-    entries[0].engaged = False
+    entries[0].activity = None
     found = index.nearest(39.12, 117.20, k=10, radius_m=100.0, now=NOW)
     assert [n.entry.guard_id for n in found] == ["g0000", "g0005"]
 

@@ -1,15 +1,21 @@
-"""/api/v1/guards (registry and device tokens; /guards/nearby lives with dispatch)."""
+"""/api/v1/guards (registry and device tokens; /guards/nearby and /guards/positions read
+the live index)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
 from app.dispatch import roster
+from app.dispatch.guard_state import GuardState
+from app.errors import Unprocessable
+from app.geo.bbox import parse_bbox
+from app.realtime import positions_view
+from app.realtime.positions_view import Viewer, company_scope
 from app.registry import service
 from app.registry.schemas import GuardCreate, GuardOut, GuardStatus, GuardTokenOut, GuardUpdate
 from app.schemas import LocationOut, Page, Skill, UtcDateTime
@@ -67,6 +73,46 @@ async def nearby_guards(
     """Dispatchable guards nearest first, from the live index (fresh, on duty, free)."""
     items = await roster.nearby(session, ctx, lat, lon, radius_m, limit)
     return {"items": items, "next_cursor": None}
+
+
+class GuardPositionOut(BaseModel):
+    guard_id: str
+    name: str
+    badge_no: str
+    company_id: str
+    position: LocationOut
+    accuracy_m: float | None
+    seen_at: str = Field(description="ISO 8601 UTC: when the server received the position")
+    state: GuardState
+    incident_id: str | None = Field(description="the incident of its offer or assignment")
+
+
+class GuardPositionsOut(BaseModel):
+    items: list[GuardPositionOut]
+    at: str = Field(description="server time of the snapshot, ISO 8601 UTC")
+
+
+# Declared before /{guard_id}, which would otherwise take "positions" for an id.
+@router.get("/positions", response_model=GuardPositionsOut)
+async def guard_positions(
+    principal: allow("positions:read"),
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    bbox: Annotated[
+        str | None,
+        Query(description="west,south,east,north (GeoJSON order); west > east crosses 180°"),
+    ] = None,
+) -> object:
+    """Every on-duty guard in view with position and state, from the live index.
+
+    Company managers see their own company's guards only. States: available, offered,
+    en_route, on_scene, stale, offline, unavailable.
+    """
+    try:
+        box = parse_bbox(bbox) if bbox is not None else None
+    except ValueError as exc:
+        raise Unprocessable("bbox", str(exc)) from None
+    return await positions_view.snapshot(session, ctx, Viewer(box, company_scope(principal)))
 
 
 @router.get("/{guard_id}", response_model=GuardOut)

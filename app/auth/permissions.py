@@ -12,7 +12,8 @@ PERMISSIONS = frozenset(
         "companies:write",
         "guards:write",
         "guards:tokens",  # issue / revoke guard device tokens
-        "guards:locate",  # live positions (/guards/nearby)
+        "guards:locate",  # dispatchable guards near a point (/guards/nearby)
+        "positions:read",  # every on-duty guard's position and state (consoles' map)
         "stations:write",
         "units:write",
         "incidents:read",
@@ -31,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {
             "registry:read",
             "guards:locate",
+            "positions:read",
             "units:write",
             "incidents:read",
             "incidents:write",
@@ -46,11 +48,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "guards:write",
             "guards:tokens",
             "guards:locate",
+            "positions:read",
             "incidents:read",
             "events:read",
         }
     ),
-    "company_manager": frozenset({"registry:read", "guards:write", "guards:tokens"}),
+    # positions:read filtered to their own company's guards.
+    "company_manager": frozenset(
+        {"registry:read", "guards:write", "guards:tokens", "positions:read"}
+    ),
     "guard": frozenset(),
 }
 
@@ -59,6 +65,7 @@ INTEGRATION_SCOPES = frozenset(
     {
         "registry:read",
         "guards:locate",
+        "positions:read",
         "units:write",
         "incidents:read",
         "incidents:write",

@@ -73,11 +73,15 @@ async def create(
     )
     session.add(assignment)
     if offer_id is not None:
-        await engagement.convert_to_assignment(session, guard_id, offer_id, assignment.id)
+        await engagement.convert_to_assignment(
+            session, ctx, guard_id, offer_id, assignment.id, incident.id
+        )
     elif not await engagement.claim(
         session, ctx, guard_id, incident.id, "assignment", assignment.id, now
     ):
         raise Conflict(f"guard '{guard_id}' is engaged on another incident", code="guard_busy")
+    if status != "en_route":  # a guard's own report starts on scene
+        engagement.show(session, ctx, guard_id, status, incident.id)
     await ctx.events.record(
         session,
         type="incident.assigned",
@@ -124,6 +128,7 @@ async def update_status(
         assignment.note = note
     if status == "on_scene":
         assignment.on_scene_at = now
+        engagement.show(session, ctx, guard_id, "on_scene", incident.id)
     elif status == "cleared":
         assignment.cleared_at = now
         await engagement.release(session, ctx, guard_id, assignment.id)

@@ -1,4 +1,8 @@
-"""Claiming and releasing guards. The guard_engagements primary key is the arbiter."""
+"""Claiming and releasing guards. The guard_engagements primary key is the arbiter.
+
+After commit the live index learns what the guard now does (offered / en_route /
+on_scene, or free) and on which incident: dispatch reads it, consoles show it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
-from app.models import GuardEngagement
+from app.models import Assignment, GuardEngagement
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -35,7 +39,8 @@ async def claim(
     )
     won = (await session.execute(stmt)).scalar_one_or_none() is not None
     if won:
-        after_commit(session, lambda: _flag(ctx, guard_id, True))
+        activity = "offered" if kind == "offer" else "en_route"
+        show(session, ctx, guard_id, activity, incident_id)
     return won
 
 
@@ -48,12 +53,17 @@ async def release(session: AsyncSession, ctx: AppContext, guard_id: str, ref_id:
     )
     released = bool(result.rowcount)  # type: ignore[attr-defined]
     if released:
-        after_commit(session, lambda: _flag(ctx, guard_id, False))
+        show(session, ctx, guard_id, None, None)
     return released
 
 
 async def convert_to_assignment(
-    session: AsyncSession, guard_id: str, offer_id: str, assignment_id: str
+    session: AsyncSession,
+    ctx: AppContext,
+    guard_id: str,
+    offer_id: str,
+    assignment_id: str,
+    incident_id: str,
 ) -> bool:
     """The accepted offer's hold becomes the assignment's hold, without a gap."""
     result = await session.execute(
@@ -61,14 +71,54 @@ async def convert_to_assignment(
         .where(GuardEngagement.guard_id == guard_id, GuardEngagement.ref_id == offer_id)
         .values(kind="assignment", ref_id=assignment_id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    converted = bool(result.rowcount)  # type: ignore[attr-defined]
+    if converted:
+        show(session, ctx, guard_id, "en_route", incident_id)
+    return converted
 
 
 async def current(session: AsyncSession, guard_id: str) -> GuardEngagement | None:
     return await session.scalar(select(GuardEngagement).where(GuardEngagement.guard_id == guard_id))
 
 
-def _flag(ctx: AppContext, guard_id: str, engaged: bool) -> None:
+async def activities(
+    session: AsyncSession, guard_ids: list[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """guard id → (activity, incident id) of engaged guards (all, or these), from the holds
+    and their assignments' status; for rebuilding the live index."""
+    stmt = select(
+        GuardEngagement.guard_id,
+        GuardEngagement.kind,
+        GuardEngagement.incident_id,
+        Assignment.status,
+    ).outerjoin(Assignment, Assignment.id == GuardEngagement.ref_id)
+    if guard_ids is not None:
+        stmt = stmt.where(GuardEngagement.guard_id.in_(guard_ids))
+    return {
+        guard_id: (activity_of(kind, status), incident_id)
+        for guard_id, kind, incident_id, status in (await session.execute(stmt)).all()
+    }
+
+
+def activity_of(kind: str, assignment_status: str | None) -> str:
+    """offered for an offer hold; the assignment's status (en_route / on_scene) otherwise."""
+    if kind == "offer":
+        return "offered"
+    return assignment_status if assignment_status in ("en_route", "on_scene") else "en_route"
+
+
+def show(
+    session: AsyncSession,
+    ctx: AppContext,
+    guard_id: str,
+    activity: str | None,
+    incident_id: str | None,
+) -> None:
+    """Once this transaction commits, the live index shows the guard doing `activity`."""
+    after_commit(session, lambda: _flag(ctx, guard_id, activity, incident_id))
+
+
+def _flag(ctx: AppContext, guard_id: str, activity: str | None, incident_id: str | None) -> None:
     entry = ctx.live.get(guard_id)
     if entry is not None:
-        entry.engaged = engaged
+        ctx.live.engage(entry, activity, incident_id)

@@ -14,7 +14,7 @@ from app.dispatch import engagement, engine, offers
 from app.dispatch.policy import travel_speed_mps
 from app.errors import Conflict
 from app.geo.live_index import GuardEntry
-from app.models import Guard, GuardEngagement, GuardPresence, Incident, Offer, SecurityCompany
+from app.models import Guard, GuardPresence, Incident, Offer, SecurityCompany
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -56,21 +56,26 @@ async def load_guard(ctx: AppContext, guard_id: str) -> GuardEntry | None:
                 .where(Guard.id == guard_id)
             )
         ).first()
-        held = await engagement.current(session, guard_id)
+        held = (await engagement.activities(session, [guard_id])).get(guard_id)
     if row is None:
         return None
     guard, company, presence = row
     existing = ctx.live.get(guard_id)
     entry = ctx.live.put(entry_for(guard, company))
     if existing is None:
-        _restore(ctx, entry, presence, held is not None)
+        _restore(ctx, entry, presence, held)
     return entry
 
 
 def _restore(
-    ctx: AppContext, entry: GuardEntry, presence: GuardPresence | None, engaged: bool
+    ctx: AppContext,
+    entry: GuardEntry,
+    presence: GuardPresence | None,
+    held: tuple[str, str] | None,
 ) -> None:
-    entry.engaged = engaged
+    """Position, duty and engagement (activity, incident id) as the database has them."""
+    activity, incident_id = held if held is not None else (None, None)
+    ctx.live.engage(entry, activity, incident_id)
     if presence is None:
         return
     if (
@@ -101,10 +106,10 @@ async def rebuild(ctx: AppContext) -> int:
                 .where(GuardPresence.on_duty.is_(True))
             )
         ).all()
-        engaged = set((await session.scalars(select(GuardEngagement.guard_id))).all())
+        held = await engagement.activities(session)
     for guard, company, presence in rows:
         entry = ctx.live.put(entry_for(guard, company))
-        _restore(ctx, entry, presence, guard.id in engaged)
+        _restore(ctx, entry, presence, held.get(guard.id))
     return len(rows)
 
 

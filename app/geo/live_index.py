@@ -38,8 +38,10 @@ def _readiness_input(slot: str) -> Any:
 class GuardEntry:
     """One guard as the index sees it; mutated in place as pings arrive.
 
-    `ready_until` folds duty, eligibility, engagement and licence expiry into the one
-    number a query compares with the clock; the flags' setters keep it current.
+    `ready_until` folds duty, eligibility, engagement, a dropped socket and licence expiry
+    into the one number a query compares with the clock; the flags' setters keep it current.
+    `activity` says what an engaged guard is doing (`offered`, `en_route`, `on_scene`) and
+    `incident_id` on what; consoles show both.
     """
 
     __slots__ = (
@@ -53,12 +55,14 @@ class GuardEntry:
         "located_at",
         "seen_at",
         "connected",
+        "incident_id",
         "cell",
         "slot",
         "ready_until",
         "_on_duty",
         "_eligible",
-        "_engaged",
+        "_activity",
+        "_dropped",
         "_eligible_until",
     )
 
@@ -80,23 +84,35 @@ class GuardEntry:
         self.accuracy_m: float | None = None
         self.located_at = 0.0  # device time of the last accepted ping, epoch s
         self.seen_at = 0.0  # server time it arrived, epoch s
-        self.connected = False
+        self.connected = False  # its socket is open on this process
+        self.incident_id: str | None = None  # what its offer or assignment is about
         self.cell: int | None = None  # key of the grid cell holding it, when placed
         self.slot = 0  # its index within that cell
         self._on_duty = False
         self._eligible = eligible  # guard and company active
-        self._engaged = False  # holds an offer or assignment (a hint; the database decides)
+        # offered / en_route / on_scene while it holds an offer or assignment, else None
+        # (a hint kept after commit; the database decides).
+        self._activity: str | None = None
+        # Its socket closed on this process: not dispatchable until it connects again. A
+        # guard restored from the database on start is not dropped, only not connected.
+        self._dropped = False
         self._eligible_until = eligible_until  # epoch s: certificate / licence expiry
         self._refresh()
 
     def _refresh(self) -> None:
-        ready = self._on_duty and self._eligible and not self._engaged
+        ready = self._on_duty and self._eligible and self._activity is None and not self._dropped
         self.ready_until = self._eligible_until if ready else 0.0
 
     on_duty = _readiness_input("_on_duty")
     eligible = _readiness_input("_eligible")
-    engaged = _readiness_input("_engaged")
+    activity = _readiness_input("_activity")
+    dropped = _readiness_input("_dropped")
     eligible_until = _readiness_input("_eligible_until")
+
+    @property
+    def engaged(self) -> bool:
+        """Holds an offer or an assignment."""
+        return self._activity is not None
 
 
 class Nearby(NamedTuple):
@@ -135,12 +151,17 @@ class _Cell:
 
 
 class LiveIndex:
-    """Grid index of on-duty guard positions. Single-threaded: call from the event loop."""
+    """Grid index of on-duty guard positions. Single-threaded: call from the event loop.
+
+    Every change made through its methods adds the guard's id to `changed`, which the
+    positions feed takes once per tick: it never has to scan every guard to find movement.
+    """
 
     def __init__(self, cell_m: float = 250.0, freshness_s: float = 120.0) -> None:
         self.cell_deg = cell_m / METRES_PER_DEGREE_LAT
         self.freshness_s = freshness_s
         self.entries: dict[str, GuardEntry] = {}
+        self.changed: set[str] = set()  # bounded by the number of guards
         self._cells: dict[int, _Cell] = {}
 
     def __len__(self) -> int:
@@ -156,6 +177,7 @@ class LiveIndex:
         """Add a guard, or update the registry facts of the one already indexed, which
         keeps its identity (sockets hold it), position, duty and flags. Returns the entry
         that is in the index."""
+        self.changed.add(entry.guard_id)
         current = self.entries.get(entry.guard_id)
         if current is None:
             self.entries[entry.guard_id] = entry
@@ -169,6 +191,7 @@ class LiveIndex:
     def remove(self, guard_id: str) -> None:
         entry = self.entries.pop(guard_id, None)
         if entry is not None:
+            self.changed.add(guard_id)
             self._unplace(entry)
 
     def move(
@@ -183,20 +206,36 @@ class LiveIndex:
         """Record an accepted position (the caller has validated it)."""
         entry.lat, entry.lon = lat, lon
         entry.located_at, entry.seen_at, entry.accuracy_m = located_at, seen_at, accuracy_m
+        self.changed.add(entry.guard_id)
         if entry._on_duty:
             self._place(entry)
 
     def set_duty(self, entry: GuardEntry, on_duty: bool) -> None:
         entry.on_duty = on_duty
+        self.changed.add(entry.guard_id)
         if on_duty and entry.seen_at:
             self._place(entry)
         elif not on_duty:
             self._unplace(entry)
 
+    def connect(self, entry: GuardEntry) -> None:
+        """The guard's socket is open on this process."""
+        entry.connected = True
+        entry.dropped = False
+        self.changed.add(entry.guard_id)
+
     def mark_stale(self, entry: GuardEntry) -> None:
-        """The guard's connection dropped: its position no longer counts as fresh."""
+        """The guard's connection dropped: not dispatchable until it connects again. Its
+        last position and when it was seen are kept (consoles show it offline there)."""
         entry.connected = False
-        entry.seen_at = 0.0
+        entry.dropped = True
+        self.changed.add(entry.guard_id)
+
+    def engage(self, entry: GuardEntry, activity: str | None, incident_id: str | None) -> None:
+        """What the guard now does (offered / en_route / on_scene, None: free) and on what."""
+        entry.activity = activity
+        entry.incident_id = incident_id
+        self.changed.add(entry.guard_id)
 
     def _place(self, entry: GuardEntry) -> None:
         cell_deg = self.cell_deg
