@@ -51,12 +51,12 @@ export class Detail {
     const i = this.incident;
     if (!i) return this.renderEmpty();
     const open = OPEN.has(i.status);
-    this.root.replaceChildren(
+    const parts = [
       el(
         "header",
         { class: "detail-head" },
         el("span", { class: `badge p${i.priority}`, text: `P${i.priority}` }),
-        el("h2", { id: "detail-title", text: `${term("category", i.category)} · ${i.id}` }),
+        el("h2", { id: "detail-title" }, term("category", i.category), el("small", { class: "detail-id", text: i.id })),
         el("span", { class: `status s-${i.status}`, text: term("status", i.status) }),
         i.exercise ? el("span", { class: "badge drill", text: "DRILL" }) : null,
       ),
@@ -82,7 +82,8 @@ export class Detail {
       this.section("detail.assignments", i.assignments.length ? this.assignments(i) : el("p", { class: "muted", text: t("detail.noAssignments") })),
       this.section("detail.escalations", i.escalations.length ? this.escalations(i) : el("p", { class: "muted", text: t("detail.noEscalations") })),
       this.section("detail.timeline", this.timeline()),
-    );
+    ];
+    this.root.replaceChildren(...parts.filter(Boolean));
   }
 
   section(titleKey, body) {
