@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import math
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +23,16 @@ from app.dispatch.guard_state import guard_state, state_expires_at
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
 from app.geo.live_index import GuardEntry, LiveIndex
 from app.realtime.positions_feed import CLOSE_SLOW, FeedClient
-from app.realtime.positions_view import GuardPosition, Viewer
+from app.realtime.positions_view import (
+    GuardPosition,
+    Viewer,
+    full_item,
+    full_json,
+    item_body,
+    seen_at_iso,
+    update_item,
+    update_json,
+)
 from tests.harness import Harness, start_harness
 from tests.phones import Phone, guard_at, offset, phone_for
 from tests.test_errors import assert_error
@@ -562,3 +572,20 @@ def test_index_marks_changes_and_a_dropped_guard_keeps_its_place_but_is_not_disp
     assert index.nearest(39.1, 117.2, k=1, radius_m=10, now=NOW) == []
     index.engage(entry, None, None)
     assert not entry.engaged and index.nearest(39.1, 117.2, k=1, radius_m=10, now=NOW)
+
+
+def test_hand_written_json_matches_the_dicts() -> None:
+    rng = random.Random(3)
+    for _ in range(2000):
+        seen_at = NOW + rng.uniform(-1e6, 1e6)
+        if rng.random() < 0.1:
+            seen_at = float(round(seen_at))
+        assert seen_at_iso(seen_at) == isoformat(dt.datetime.fromtimestamp(seen_at, dt.UTC))
+    names = {"g1": ('Li "Lei" 李', "B-1")}
+    for position in (
+        GuardPosition("g1", "c1", 39.1, -117.25, 5.0, NOW + 0.5, "en_route", "inc_1"),
+        GuardPosition("g2", "c2", -0.0, 180.0, None, NOW, "offline", None),
+    ):
+        body = item_body(position)
+        assert json.loads(update_json(position, body)) == update_item(position)
+        assert json.loads(full_json(position, body, names)) == full_item(position, names)

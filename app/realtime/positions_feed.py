@@ -27,10 +27,11 @@ from app.realtime.positions_view import (
     Viewer,
     describe,
     encode,
-    full_item,
+    full_json,
+    item_body,
     positions_in_view,
     read_names,
-    update_item,
+    update_json,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class PositionsFeed:
         client.viewer = viewer
         client.known = {p.guard_id for p in positions}
         client.synced = self.ticks
-        items = ",".join(encode(full_item(p, names)) for p in positions)
+        items = ",".join(full_json(p, item_body(p), names) for p in positions)
         client.put(f'{{"type":"positions.snapshot","at":"{isoformat(now_dt)}","items":[{items}]}}')
 
     async def _run(self) -> None:
@@ -211,34 +212,64 @@ class PositionsFeed:
             self._due.setdefault(second, []).append(guard_id)
 
     def _fan_out(self, changed: list[GuardPosition], gone: list[str], at: str, mark: int) -> None:
-        updates: dict[str, str] = {}  # guard id → its encoded update item, shared by clients
+        """Each client's share of the tick. Clients with the same view (most consoles watch
+        the whole city) share the filtering and the encoded items; per client there remain
+        set operations for who is new to it and who left its view."""
+        views: dict[Viewer, _TickView] = {}
         for client in list(self._clients):
             if client.synced >= mark or client.closing is not None:
                 continue  # its snapshot is newer than what this tick collected
-            viewer, known = client.viewer, client.known
-            items: list[str] = []
-            left: list[str] = []
-            for position in changed:
-                guard_id = position.guard_id
-                if viewer.sees(position):
-                    if guard_id in known:
-                        item = updates.get(guard_id)
-                        if item is None:
-                            item = updates[guard_id] = encode(update_item(position))
-                        items.append(item)
-                    else:
-                        items.append(encode(full_item(position, self._names)))
-                        known.add(guard_id)
-                elif guard_id in known:
-                    known.discard(guard_id)
-                    left.append(guard_id)
-            for guard_id in gone:
-                if guard_id in known:
-                    known.discard(guard_id)
-                    left.append(guard_id)
-            if items or left:
-                left.sort()
-                client.put(
-                    f'{{"type":"positions","at":"{at}","items":[{",".join(items)}],'
-                    f'"gone":{encode(left)}}}'
+            view = views.get(client.viewer)
+            if view is None:
+                view = views[client.viewer] = _TickView(client.viewer, changed, gone)
+            known = client.known
+            left = sorted(known.intersection(view.hidden))
+            known.difference_update(left)
+            if known.issuperset(view.ids):
+                items = view.joined()
+            else:
+                items = ",".join(
+                    view.update(p)
+                    if p.guard_id in known
+                    else full_json(p, view.body(p), self._names)
+                    for p in view.visible
                 )
+                known.update(view.ids)
+            if items or left:
+                client.put(
+                    f'{{"type":"positions","at":"{at}","items":[{items}],"gone":{encode(left)}}}'
+                )
+
+
+class _TickView:
+    """One tick as seen through one viewer: who is in view, who is not, encoded once."""
+
+    __slots__ = ("visible", "ids", "hidden", "_bodies", "_updates", "_joined")
+
+    def __init__(self, viewer: Viewer, changed: list[GuardPosition], gone: list[str]) -> None:
+        self.visible = [p for p in changed if viewer.sees(p)]
+        self.ids = [p.guard_id for p in self.visible]
+        in_view = set(self.ids)
+        self.hidden = {p.guard_id for p in changed if p.guard_id not in in_view}
+        self.hidden.update(gone)
+        self._bodies: dict[str, str] = {}
+        self._updates: dict[str, str] = {}
+        self._joined: str | None = None
+
+    def body(self, position: GuardPosition) -> str:
+        body = self._bodies.get(position.guard_id)
+        if body is None:
+            body = self._bodies[position.guard_id] = item_body(position)
+        return body
+
+    def update(self, position: GuardPosition) -> str:
+        item = self._updates.get(position.guard_id)
+        if item is None:
+            item = self._updates[position.guard_id] = update_json(position, self.body(position))
+        return item
+
+    def joined(self) -> str:
+        """Every visible item as an update, for a client that knows them all."""
+        if self._joined is None:
+            self._joined = ",".join(self.update(p) for p in self.visible)
+        return self._joined

@@ -7,9 +7,12 @@ and badges from one database read for the guards in view (the index holds no nam
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import json
+import math
+import time
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
@@ -25,6 +28,7 @@ from app.models import Guard
 if TYPE_CHECKING:
     from app.context import AppContext
 
+_new = tuple.__new__
 NAME_READ_CHUNK = 500  # ids per IN (...) list, well under both databases' parameter limits
 Names = dict[str, tuple[str, str]]  # guard id → (name, badge_no)
 
@@ -71,15 +75,19 @@ def describe(entry: GuardEntry, now: float, fresh_after: float) -> GuardPosition
         activity=entry.activity,
         eligible=entry.eligible and entry.eligible_until > now,
     )
-    return GuardPosition(
-        entry.guard_id,
-        entry.company_id,
-        entry.lat,
-        entry.lon,
-        entry.accuracy_m,
-        entry.seen_at,
-        state,
-        entry.incident_id,
+    # tuple.__new__ skips NamedTuple's Python-level constructor (hot: once per change).
+    return _new(
+        GuardPosition,
+        (
+            entry.guard_id,
+            entry.company_id,
+            entry.lat,
+            entry.lon,
+            entry.accuracy_m,
+            entry.seen_at,
+            state,
+            entry.incident_id,
+        ),
     )
 
 
@@ -109,8 +117,20 @@ async def read_names(session: AsyncSession, guard_ids: Iterable[str]) -> Names:
     return names
 
 
+@functools.lru_cache(maxsize=1024)
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def seen_at_iso(seen_at: float) -> str:
-    return isoformat(dt.datetime.fromtimestamp(seen_at, dt.UTC))
+    """Epoch seconds as `isoformat` writes them (microseconds rounded half-even, none when
+    zero), several times faster: the feed formats a time per guard per tick."""
+    second = math.floor(seen_at)
+    micro = round((seen_at - second) * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    text = _iso_second(second)
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
 
 
 def update_item(position: GuardPosition) -> dict[str, Any]:
@@ -139,6 +159,35 @@ def full_item(position: GuardPosition, names: Names) -> dict[str, Any]:
 
 def encode(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def item_body(position: GuardPosition) -> str:
+    """The encoded fields of `update_item` after guard_id, written directly: the feed
+    encodes one per changed guard per tick (json.dumps of the dict costs ~3× more)."""
+    accuracy = "null" if position.accuracy_m is None else repr(float(position.accuracy_m))
+    return (
+        f'"position":{{"lat":{position.lat!r},"lon":{position.lon!r}}},'
+        f'"accuracy_m":{accuracy},"seen_at":"{seen_at_iso(position.seen_at)}",'
+        f'"state":"{position.state}","incident_id":{_json_text(position.incident_id)}}}'
+    )
+
+
+def update_json(position: GuardPosition, body: str) -> str:
+    """`update_item` encoded, from its `item_body`."""
+    return f'{{"guard_id":{_quote(position.guard_id)},{body}'
+
+
+def full_json(position: GuardPosition, body: str, names: Names) -> str:
+    """`full_item` encoded, from its `item_body`."""
+    name, badge_no = names.get(position.guard_id, (None, None))
+    return (
+        f'{{"guard_id":{_quote(position.guard_id)},"name":{_json_text(name)},'
+        f'"badge_no":{_json_text(badge_no)},"company_id":{_quote(position.company_id)},{body}'
+    )
 
 
 async def snapshot(session: AsyncSession, ctx: AppContext, viewer: Viewer) -> dict[str, Any]:
