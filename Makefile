@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SIMULATE ?=
+# Options for the simulator under `make demo`; every demo guard carries a phone.
+SIMULATE ?= --guards 200
 
 ifeq ($(origin PORT),command line)
 export DISPATCH_PORT := $(PORT)

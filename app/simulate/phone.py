@@ -99,7 +99,10 @@ class GuardPhone:
         while not stop.is_set():
             try:
                 outcome = await self._connection(stop)
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
+            except ConnectionClosed as exc:  # closed before `welcome`: the server refused
+                self.stats.error(f"ws_closed_{exc.rcvd.code if exc.rcvd else 'abnormally'}")
+                outcome = "lost"
+            except (OSError, TimeoutError, InvalidHandshake):
                 self.stats.error("ws_connect")
                 outcome = "lost"
             except Exception as exc:  # a frame we did not expect must not end the run
@@ -209,13 +212,12 @@ class GuardPhone:
         if offer_id in self.offers_seen:
             return
         self.offers_seen.add(offer_id)
+        now, expires_at = self.clock.now(), parse_time(frame["expires_at"])
+        if expires_at <= now:
+            return  # replayed from an earlier run or a long drop: already over
         self.stats.offers += 1
         reply = decide.reply_to_offer(
-            self.behaviour,
-            self.rng,
-            busy=self.job is not None,
-            now=self.clock.now(),
-            expires_at=parse_time(frame["expires_at"]),
+            self.behaviour, self.rng, busy=self.job is not None, now=now, expires_at=expires_at
         )
         if reply.answer == "silent":
             self.stats.silent += 1
