@@ -17,6 +17,8 @@ export const GUARD_COLOURS = {
 };
 const PRIORITY_COLOURS = { 1: "#ff3b30", 2: "#ff9500", 3: "#ffd60a", 4: "#8e9aaf" };
 const OPEN = new Set(["new", "dispatching", "assigned", "on_scene"]);
+// Guards who cannot be sent now: drawn hollow and beneath the ones who can.
+const QUIET = new Set(["stale", "offline", "unavailable"]);
 
 export class LiveMap {
   constructor(container, config, handlers) {
@@ -205,6 +207,7 @@ export class LiveMap {
         if (marker.options.state !== item.state) {
           marker.setStyle(style);
           marker.options.state = item.state;
+          if (!QUIET.has(item.state)) marker.bringToFront();
         }
         if (item.name) marker.options.label = `${item.name} ${item.badge_no ?? ""}`;
         marker.setTooltipContent(guardLabel(marker.options.label, item.state));
@@ -215,6 +218,7 @@ export class LiveMap {
         });
         created.bindTooltip(guardLabel(created.options.label, item.state));
         created.addTo(this.guards);
+        if (QUIET.has(item.state)) created.bringToBack();
         this.guardMarkers.set(id, created);
       }
     }
@@ -228,13 +232,15 @@ export class LiveMap {
 
 function guardStyle(state) {
   const colour = GUARD_COLOURS[state] ?? GUARD_COLOURS.unavailable;
-  const hollow = state === "stale" || state === "offline" || state === "unavailable";
+  const hollow = QUIET.has(state);
   return {
-    radius: state === "available" ? 5 : 6,
+    radius: hollow ? 4 : 6,
     color: hollow ? colour : "#0b0f14",
-    weight: hollow ? 2 : 1,
+    weight: hollow ? 1.5 : 1.5,
+    dashArray: state === "offline" ? "2 3" : null,
     fillColor: colour,
-    fillOpacity: hollow ? 0 : 0.95,
+    fillOpacity: hollow ? 0 : 1,
+    bubblingMouseEvents: false, // a click on a guard is not a click on the map (no new incident)
   };
 }
 
@@ -251,5 +257,6 @@ export function legend(container) {
         el("span", { class: `legend-item state-${state}` }, el("i", { "aria-hidden": "true" }),
           term("guardState", state)),
       ),
+    el("span", { class: "legend-item unit" }, el("i", { "aria-hidden": "true" }), t("legend.unit")),
   );
 }

@@ -1,0 +1,246 @@
+"""An operator's shift in a real browser: sign in, see guards, create, watch a guard
+accept, escalate, resolve — in English and Chinese, with nothing loaded from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.browser.console_page import ConsolePage, open_console
+from tests.harness import Harness
+from tests.phones import guard_at, offset
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+# Heping district, Tianjin: inside the demo city's precincts.
+SCENE = (39.1210, 117.2010)
+
+
+async def guards_on_map(console: ConsolePage) -> int:
+    return int(await console.map_call("(m) => m.guardCount()"))
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.1)
+
+
+async def test_operator_signs_in_and_sees_the_city(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    phone = await guard_at(city, offset(SCENE, north_m=400))
+    try:
+        async with open_console(browser, city, artifacts, "overview") as console:
+            await console.sign_in()
+            for region in ("Map", "Incident queue", "Incident detail"):
+                await expect(console.region(region)).to_be_visible()
+            await expect(console.page.locator(".precinct-label").first).to_be_visible()
+            await expect(console.page.locator(".unit-icon").first).to_be_visible()
+            # The demo's 200 guards (stale: their phones are not connected) and ours.
+            await wait_for(lambda: _more_than(console, 200))
+            state = await console.map_call(
+                "(m, id) => m.guardMarkers.get(id).options.state", phone.id
+            )
+            assert state == "available"
+            stale = await console.map_call(
+                "(m) => [...m.guardMarkers.values()].filter(g => g.options.state === 'available')"
+                ".length"
+            )
+            assert stale == 1, "a guard without a live phone must not show as available"
+            await console.screenshot("signed-in")
+    finally:
+        await phone.close()
+
+
+async def _more_than(console: ConsolePage, n: int) -> bool:
+    return await guards_on_map(console) > n
+
+
+async def test_a_shift_create_on_the_map_guard_accepts_escalate_resolve(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    scene = offset(SCENE, east_m=900)
+    phone = await guard_at(city, offset(scene, north_m=60))
+    try:
+        async with open_console(browser, city, artifacts, "shift") as console:
+            await console.sign_in()
+            await console.click_map_at(*scene)
+            dialog = console.page.get_by_role("dialog", name="New incident")
+            await expect(dialog).to_be_visible()
+            # The API's own validation error lands next to the field it names.
+            await dialog.get_by_role("button", name="Create incident").click()
+            await expect(dialog.locator("#create-error-description")).to_contain_text("description")
+            await expect(dialog.get_by_label("Description")).to_have_attribute(
+                "aria-invalid", "true"
+            )
+            await dialog.get_by_label("Category").select_option("medical")
+            await dialog.get_by_label("Priority").select_option("2")
+            await dialog.get_by_label("Description").fill("elderly man collapsed at the east gate")
+            await dialog.get_by_label("Address").fill("Nanjing Road 100, east gate")
+            await dialog.get_by_role("button", name="Create incident").click()
+            await expect(dialog).to_be_hidden()
+
+            detail = console.region("Incident detail")
+            await expect(detail).to_contain_text("elderly man collapsed")
+            await expect(detail.locator(".countdown").first).to_contain_text("expires in")
+            queue = console.region("Incident queue")
+            await expect(
+                queue.get_by_role("listbox").get_by_role("option").filter(has_text="Nanjing Road")
+            ).to_be_visible()
+            await console.screenshot("offered")
+
+            # The guard's phone accepts; the console follows without a reload.
+            offer = await phone.expect("offer")
+            await phone.send({"type": "offer.accept", "offer_id": offer["offer_id"]})
+            assignment = await phone.expect("assignment")
+            await expect(detail.locator(".detail-head .status")).to_have_text("Assigned")
+            await phone.send(
+                {
+                    "type": "assignment.status",
+                    "assignment_id": assignment["assignment_id"],
+                    "status": "on_scene",
+                }
+            )
+            await expect(detail.locator(".detail-head .status")).to_have_text("On scene")
+            timeline = detail.locator(".timeline")
+            await expect(timeline).to_contain_text("offer.accepted")
+            await expect(timeline).to_contain_text("assignment.on_scene")
+
+            await detail.get_by_role("button", name="Escalate to police").click()
+            await expect(detail.locator(".escalations")).to_contain_text("Police Station")
+            await expect(timeline).to_contain_text("escalation.sent")
+            await console.screenshot("escalated")
+
+            await detail.get_by_role("button", name="Resolve").click()
+            await expect(detail.locator(".detail-head .status")).to_have_text("Resolved")
+            await expect(detail.get_by_role("button", name="Close")).to_be_visible()
+            await console.screenshot("resolved")
+    finally:
+        await phone.close()
+
+
+async def test_keyboard_moves_through_the_queue_and_assigns(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    scene = offset(SCENE, north_m=-1500)
+    first = await city.make_incident(scene, priority=1, category="fire", description="smoke, 3F")
+    await city.make_incident(scene, priority=4, description="graffiti on the wall")
+    phone = await guard_at(city, offset(scene, east_m=80))
+    try:
+        async with open_console(browser, city, artifacts, "keyboard") as console:
+            await console.sign_in()
+            queue = console.region("Incident queue")
+            await expect(queue.get_by_role("listbox").get_by_role("option").first).to_be_visible()
+            await console.page.keyboard.press("j")
+            selected = queue.locator("[aria-selected=true]")
+            await expect(selected).to_have_attribute("data-id", first["id"])  # P1 first
+            await console.page.keyboard.press("Enter")
+            detail = console.region("Incident detail")
+            await expect(detail).to_contain_text("smoke, 3F")
+            await console.page.keyboard.press("a")
+            pick = detail.locator(f"button[data-guard='{phone.id}']")
+            await expect(pick).to_be_visible()
+            await expect(detail.locator(".nearby")).to_contain_text(re.compile(r"\d+ m"))
+            await pick.click()
+            await phone.expect("assignment")
+            await expect(detail.locator(".detail-head .status")).to_have_text("Assigned")
+            await console.page.keyboard.press("Escape")
+            await expect(detail).to_contain_text("Select an incident")
+            await console.page.keyboard.press("n")
+            await expect(console.page.get_by_role("dialog", name="New incident")).to_be_visible()
+            await console.page.keyboard.press("Escape")
+    finally:
+        await phone.close()
+
+
+async def test_banner_while_the_stream_is_down_and_the_screen_catches_up(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    async with open_console(browser, city, artifacts, "reconnect") as console:
+        blocked = True
+        live: list[object] = []
+
+        async def events_route(route) -> None:  # type: ignore[no-untyped-def]
+            if blocked and live:
+                await route.close(code=1011, reason="network down")
+                return
+            live.append(route)
+            route.connect_to_server()
+
+        await console.page.route_web_socket(re.compile(r"/ws/events"), events_route)
+        await console.sign_in()
+        banner = console.page.get_by_role("alert").filter(has_text="Live updates lost")
+        await expect(banner).to_be_hidden()
+
+        await live[-1].close(code=4000, reason="cut")
+        await expect(banner).to_be_visible()
+        await expect(console.page.locator("#live")).to_have_attribute("data-state", "off")
+        missed = await city.make_incident(
+            offset(SCENE, north_m=2500), priority=3, description="missed while offline"
+        )
+        await console.screenshot("disconnected")
+        queue = console.region("Incident queue")
+        await expect(queue).not_to_contain_text("missed while offline")
+
+        blocked = False
+        await expect(banner).to_be_hidden(timeout=15_000)
+        await expect(queue.locator(f"[data-id='{missed['id']}']")).to_be_visible()
+        console.errors.clear()  # the refused reconnects are logged by the browser
+
+
+async def test_the_chinese_console(browser: Browser, city: Harness, artifacts: Path) -> None:
+    await city.make_incident(
+        offset(SCENE, north_m=-600), priority=2, category="theft", description="电动车被盗"
+    )
+    async with open_console(browser, city, artifacts, "zh", locale="zh-CN") as console:
+        await console.sign_in(zh=True)
+        for region in ("地图", "事件队列", "事件详情"):
+            await expect(console.region(region)).to_be_visible()
+        queue = console.region("事件队列")
+        await expect(
+            queue.get_by_role("listbox").get_by_role("option").filter(has_text="盗窃").first
+        ).to_be_visible()
+        await (
+            queue.get_by_role("listbox").get_by_role("option").filter(has_text="盗窃").first.click()
+        )
+        await expect(console.region("事件详情")).to_contain_text("时间线")
+        await expect(console.page.locator("#clock")).to_contain_text("Asia/Shanghai")
+        await console.screenshot("signed-in")
+        await console.page.get_by_role("button", name="Switch to English").click()
+        await expect(console.region("Incident queue")).to_be_visible()
+
+
+async def test_session_expiry_asks_to_sign_in_again_and_keeps_the_screen(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    incident = await city.make_incident(offset(SCENE, east_m=-700), description="expiry check")
+    async with open_console(browser, city, artifacts, "expiry", fake_clock=True) as console:
+        await console.sign_in()
+        queue = console.region("Incident queue")
+        await queue.locator(f"[data-id='{incident['id']}']").click()
+        detail = console.region("Incident detail")
+        await expect(detail).to_contain_text("expiry check")
+        await console.page.clock.fast_forward(16 * 60 * 1000)  # past the 15 min token
+        await console.page.get_by_role("button", name="Resolve").click()
+        dialog = console.page.get_by_role("dialog", name="Sign in to the dispatch console")
+        await expect(dialog).to_be_visible()
+        await expect(dialog).to_contain_text("session has expired")
+        await dialog.get_by_label("Password").fill("demo-operator-pass")
+        await dialog.get_by_role("button", name="Sign in").click()
+        await expect(dialog).to_be_hidden()
+        await expect(detail).to_contain_text("expiry check")
+        await expect(detail.locator(".detail-head .status")).to_have_text("Resolved")
+
+
+async def test_wall_screen(browser: Browser, city: Harness, artifacts: Path) -> None:
+    async with open_console(browser, city, artifacts, "wall", viewport=(2560, 1440)) as console:
+        await console.sign_in()
+        await expect(console.region("Map")).to_be_visible()
+        box = await console.region("Incident queue").bounding_box()
+        assert box is not None and box["width"] >= 560
+        await console.screenshot("signed-in")
