@@ -359,3 +359,19 @@ async def test_suspended_guard_is_not_dispatched(
     assert incident["unstaffed"] is True
     await phone.quiet("offer")
     await phone.close()
+
+
+async def test_an_unstaffed_incident_is_staffed_again_once_a_guard_is_assigned(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    incident = await harness.make_incident(area, priority=3)
+    assert incident["unstaffed"] is True
+    phone = await guard_at(harness, offset(area, north_m=100))
+    response = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/assign", {"guard_id": phone.id}, role="operator"
+    )
+    assert response.status_code == 201, response.text
+    after = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert after["status"] == "assigned"
+    assert after["unstaffed"] is False
+    await phone.close()

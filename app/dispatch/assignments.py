@@ -29,8 +29,10 @@ async def take_seat(session: AsyncSession, incident: Incident, *, grow: bool = F
     The conditional UPDATE is the arbiter when several guards accept at once.
     """
     stmt = update(Incident).where(Incident.id == incident.id, Incident.status.in_(OPEN))
+    # A guard on it means it is staffed again, even if the waves had run out before.
     if grow:
         values = {
+            "unstaffed": False,
             "assigned_count": Incident.assigned_count + 1,
             "required_guards": func.max(Incident.required_guards, Incident.assigned_count + 1)
             if session.bind.dialect.name == "sqlite"
@@ -38,11 +40,11 @@ async def take_seat(session: AsyncSession, incident: Incident, *, grow: bool = F
         }
     else:
         stmt = stmt.where(Incident.assigned_count < Incident.required_guards)
-        values = {"assigned_count": Incident.assigned_count + 1}
+        values = {"unstaffed": False, "assigned_count": Incident.assigned_count + 1}
     result = await session.execute(
         stmt.values(**values).execution_options(synchronize_session=False)
     )
-    await session.refresh(incident, ["assigned_count", "required_guards"])
+    await session.refresh(incident, ["assigned_count", "required_guards", "unstaffed"])
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
