@@ -285,7 +285,7 @@ async def test_simulated_guards_take_an_incident_on_scene_then_sign_off_cleanly(
     assert stats.accepted >= 1 and stats.on_scene == 1 and stats.pings > 0
     assert stats.errors == {}, stats.errors
     assert stats.connected == 0 and stats.on_duty == 0
-    assert any("3/3 connected" in line for line in lines)
+    assert lines[0].startswith("simulating 3 guards") and "0/3 connected" in lines[-1]
     for gid in guard_ids:  # signed off: off duty, not dispatchable
         entry = harness.ctx.live.get(gid)
         assert entry is not None and not entry.on_duty
