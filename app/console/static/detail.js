@@ -227,7 +227,7 @@ export class Detail {
           "li",
           {},
           el("strong", { text: this.stationName(e.station_id) }),
-          ` · ${e.reason} · ${clockTime(e.created_at)} `,
+          ` · ${term("reason", e.reason)} · ${clockTime(e.created_at)} `,
           el(
             "ol",
             { class: "police-progress" },

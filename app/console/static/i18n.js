@@ -180,6 +180,10 @@ const TERMS = {
       stale: "Stale position", offline: "Offline", unavailable: "Not dispatchable",
     },
     priority: { 1: "P1 critical", 2: "P2 high", 3: "P3 medium", 4: "P4 low" },
+    reason: {
+      policy: "by policy", no_guard: "no guard", backup_request: "backup requested",
+      operator: "by operator",
+    },
     role: {
       admin: "admin", operator: "operator", supervisor: "supervisor",
       company_manager: "company manager", integration: "integration",
@@ -203,6 +207,9 @@ const TERMS = {
       stale: "位置过时", offline: "离线", unavailable: "不可调度",
     },
     priority: { 1: "一级 紧急", 2: "二级 高", 3: "三级 中", 4: "四级 低" },
+    reason: {
+      policy: "按预案", no_guard: "无保安响应", backup_request: "保安请求支援", operator: "调度员上报",
+    },
     role: {
       admin: "管理员", operator: "调度员", supervisor: "监管民警",
       company_manager: "公司管理员", integration: "系统接口",

@@ -126,7 +126,7 @@ export class LiveMap {
       if (!unit.location) continue;
       const icon = L.divIcon({
         className: `unit-icon unit-${unit.status}`,
-        html: "",
+        html: "<i></i>", // the diamond is the inner element: Leaflet owns the outer transform
         iconSize: [14, 14],
       });
       L.marker([unit.location.lat, unit.location.lon], {
