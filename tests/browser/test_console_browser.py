@@ -244,3 +244,34 @@ async def test_wall_screen(browser: Browser, city: Harness, artifacts: Path) -> 
         box = await console.region("Incident queue").bounding_box()
         assert box is not None and box["width"] >= 560
         await console.screenshot("signed-in")
+
+
+async def test_each_role_sees_only_what_it_may_do(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    incident = await city.make_incident(offset(SCENE, north_m=-900), description="roles check")
+    company = await city.make_company()
+    own = await guard_at(city, offset(SCENE, east_m=-300), company["id"])
+    other = await guard_at(city, offset(SCENE, east_m=-350))
+    supervisor = await city.user("supervisor")
+    manager = await city.user("company_manager", company_id=company["id"])
+    try:
+        async with open_console(browser, city, artifacts, "supervisor") as console:
+            await console.sign_in(supervisor, "correct-horse-battery")
+            await console.region("Incident queue").locator(f"[data-id='{incident['id']}']").click()
+            detail = console.region("Incident detail")
+            await expect(detail).to_contain_text("roles check")
+            await expect(detail.locator(".timeline")).to_contain_text("incident.created")
+            await expect(detail.get_by_role("button")).to_have_count(0)  # read-only
+        async with open_console(browser, city, artifacts, "manager") as console:
+            await console.sign_in(manager, "correct-horse-battery")
+            await wait_for(lambda: _more_than(console, 0))
+            assert await guards_on_map(console) == 1
+            assert await console.map_call("(m, id) => m.guardMarkers.has(id)", own.id)
+            assert not await console.map_call("(m, id) => m.guardMarkers.has(id)", other.id)
+            await expect(console.page.locator(".unit-icon")).to_have_count(0)
+            await expect(console.region("Incident queue")).to_contain_text("0 incidents")
+            await console.screenshot("signed-in")
+    finally:
+        await own.close()
+        await other.close()

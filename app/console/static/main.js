@@ -87,13 +87,15 @@ async function loadStatic() {
 }
 
 async function loadUnits() {
-  if (!api.may("registry:read")) return;
+  // Police units are for the dispatch and police side, not for a company manager.
+  if (!api.may("incidents:read")) return;
   state.map.setUnits(await api.getAll("/api/v1/units"));
 }
 
 // A fresh load of every open incident (and the selected one): after sign-in and after any
 // reconnect, so the screen always equals what a reload would show.
 async function reloadIncidents() {
+  if (!api.may("incidents:read")) return state.queue.replaceAll([]); // a company manager: their guards only
   const open = await api.getAll("/api/v1/incidents?status=new,dispatching,assigned,on_scene");
   const f = state.queue.filters.status;
   const extra = f === "open" ? [] : await api.getAll(`/api/v1/incidents${f === "all" ? "" : `?status=${f}`}`, 1000);
@@ -139,6 +141,13 @@ async function learnGuards(incident) {
 }
 
 function startStreams() {
+  if (api.may("events:read")) startEventStream();
+  else setLive(true); // nothing to follow but positions
+  if (api.may("positions:read")) startPositionFeed();
+  window.dispatchConsole = { events: state.events, positions: state.positions, map: state.map };
+}
+
+function startEventStream() {
   state.events = new EventStream({
     onFrame: (frame) => {
       state.events.seen(frame);
@@ -151,25 +160,25 @@ function startStreams() {
     },
   });
   state.events.start();
-  if (api.may("positions:read")) {
-    state.positions = new PositionFeed(
-      {
-        onFrame: (frame) => {
-          if (frame.type === "positions.snapshot") {
-            learnNames(frame.items);
-            state.map.resetGuards(frame.items);
-          } else if (frame.type === "positions") {
-            learnNames(frame.items);
-            state.map.queueGuards(frame.items, frame.gone ?? []);
-          }
-        },
-        onState: () => {},
+}
+
+function startPositionFeed() {
+  state.positions = new PositionFeed(
+    {
+      onFrame: (frame) => {
+        if (frame.type === "positions.snapshot") {
+          learnNames(frame.items);
+          state.map.resetGuards(frame.items);
+        } else if (frame.type === "positions") {
+          learnNames(frame.items);
+          state.map.queueGuards(frame.items, frame.gone ?? []);
+        }
       },
-      state.map.bbox(),
-    );
-    state.positions.start();
-  }
-  window.dispatchConsole = { events: state.events, positions: state.positions, map: state.map };
+      onState: () => {},
+    },
+    state.map.bbox(),
+  );
+  state.positions.start();
 }
 
 function learnNames(items) {
