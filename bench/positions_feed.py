@@ -230,7 +230,10 @@ async def run(db: str, guards: int, procs: int, consoles: list[int], seconds: fl
             base = (server.cpu_s() - cpu0) / (time.perf_counter() - t0)
             print(f"  no console: server CPU {base * 100:.1f} % of one core")
             for n in consoles:
-                result = await measure(server, token, n, seconds)
+                try:
+                    result = await measure(server, token, n, seconds)
+                except OSError as exc:
+                    raise RuntimeError(f"{exc}; server log:\n{server.log_tail()}") from exc
                 report(n, result, base)
                 await asyncio.sleep(2.0)
             for link in links:
