@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import Field, StringConstraints
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.auth import service
 from app.auth.permissions import PERMISSIONS, ROLES
+from app.auth.principal import Principal
 from app.auth.secrets import issue_access_token
 from app.errors import TooManyRequests, Unauthorized
 from app.schemas import Input, ObjectId, Output, UtcDateTime
@@ -68,7 +69,7 @@ class Me(Output):
 
 
 @router.get("/auth/me", response_model=Me)
-async def me(principal: allow(*PERMISSIONS)) -> object:
+async def me(principal: Annotated[Principal, Depends(Allow(*PERMISSIONS))]) -> object:
     """Who this token speaks for and what it may do (the console shows only those actions)."""
     return {
         "kind": principal.kind,
@@ -101,7 +102,10 @@ class UserOut(Output):
 
 @router.post("/users", status_code=201, response_model=UserOut, tags=["admin"])
 async def create_user(
-    principal: allow("users:manage"), body: UserCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    body: UserCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     return await service.create_user(session, ctx, principal, **body.model_dump())
 
@@ -127,7 +131,10 @@ class ApiKeyCreated(ApiKeyOut):
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, tags=["admin"])
 async def create_api_key(
-    principal: allow("users:manage"), body: ApiKeyCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    body: ApiKeyCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     """Create an integration key; `key` is shown once."""
     key, plaintext = await service.create_api_key(session, ctx, principal, **body.model_dump())
@@ -136,6 +143,9 @@ async def create_api_key(
 
 @router.delete("/api-keys/{key_id}", status_code=204, tags=["admin"])
 async def revoke_api_key(
-    principal: allow("users:manage"), key_id: str, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    key_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> None:
     await service.revoke_api_key(session, ctx, principal, key_id)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from fastapi import APIRouter, Depends
+
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.registry import service
 from app.registry.schemas import CompanyCreate, CompanyOut, CompanyStatus, CompanyUpdate
 from app.schemas import Page
@@ -15,14 +18,17 @@ router = APIRouter(prefix="/companies", tags=["registry"])
 
 @router.post("", status_code=201, response_model=CompanyOut)
 async def create_company(
-    principal: allow("companies:write"), body: CompanyCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("companies:write"))],
+    body: CompanyCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     return await service.create_company(session, ctx, principal, body)
 
 
 @router.get("", response_model=Page[CompanyOut])
 async def list_companies(
-    principal: allow("registry:read"),
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
     session: ReadSessionDep,
     status: CompanyStatus | None = None,
     cursor: Cursor = None,
@@ -34,14 +40,16 @@ async def list_companies(
 
 @router.get("/{company_id}", response_model=CompanyOut)
 async def get_company(
-    principal: allow("registry:read"), company_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
+    company_id: str,
+    session: ReadSessionDep,
 ) -> object:
     return await service.get_company(session, principal, company_id)
 
 
 @router.patch("/{company_id}", response_model=CompanyOut)
 async def update_company(
-    principal: allow("companies:write"),
+    principal: Annotated[Principal, Depends(Allow("companies:write"))],
     company_id: str,
     body: CompanyUpdate,
     session: SessionDep,

@@ -60,6 +60,7 @@ async def authenticate(ctx: AppContext, token: str | None) -> Principal:
 class Allow:
     """A route's access rule: the caller must hold one of `permissions`.
 
+    Used as `principal: Annotated[Principal, Depends(Allow("incidents:read"))]`.
     Every route but health, metrics and the token endpoint declares one; the auth matrix
     test finds it on the route and fails for a route that has none.
     """
@@ -75,8 +76,3 @@ class Allow:
             raise Forbidden(f"role '{principal.role}' may not do this (needs {needed})")
         request.state.principal = principal
         return principal
-
-
-def allow(*permissions: str) -> type[Principal]:
-    """`principal: allow("incidents:read")` in a route signature."""
-    return Annotated[Principal, Depends(Allow(*permissions))]  # type: ignore[return-value]

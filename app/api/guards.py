@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.dispatch import roster
 from app.dispatch.guard_state import GuardState
 from app.errors import Unprocessable
@@ -25,14 +26,17 @@ router = APIRouter(prefix="/guards", tags=["registry"])
 
 @router.post("", status_code=201, response_model=GuardOut)
 async def create_guard(
-    principal: allow("guards:write"), body: GuardCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("guards:write"))],
+    body: GuardCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     return await service.create_guard(session, ctx, principal, body)
 
 
 @router.get("", response_model=Page[GuardOut])
 async def list_guards(
-    principal: allow("registry:read"),
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
     session: ReadSessionDep,
     company_id: str | None = None,
     status: GuardStatus | None = None,
@@ -62,7 +66,7 @@ class NearbyGuard(BaseModel):
 
 @router.get("/nearby", response_model=Page[NearbyGuard])
 async def nearby_guards(
-    principal: allow("guards:locate"),
+    principal: Annotated[Principal, Depends(Allow("guards:locate"))],
     session: ReadSessionDep,
     ctx: CtxDep,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
@@ -95,7 +99,7 @@ class GuardPositionsOut(BaseModel):
 # Declared before /{guard_id}, which would otherwise take "positions" for an id.
 @router.get("/positions", response_model=GuardPositionsOut)
 async def guard_positions(
-    principal: allow("positions:read"),
+    principal: Annotated[Principal, Depends(Allow("positions:read"))],
     session: ReadSessionDep,
     ctx: CtxDep,
     bbox: Annotated[
@@ -117,14 +121,16 @@ async def guard_positions(
 
 @router.get("/{guard_id}", response_model=GuardOut)
 async def get_guard(
-    principal: allow("registry:read"), guard_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
+    guard_id: str,
+    session: ReadSessionDep,
 ) -> object:
     return await service.get_guard(session, principal, guard_id)
 
 
 @router.patch("/{guard_id}", response_model=GuardOut)
 async def update_guard(
-    principal: allow("guards:write"),
+    principal: Annotated[Principal, Depends(Allow("guards:write"))],
     guard_id: str,
     body: GuardUpdate,
     session: SessionDep,
@@ -135,7 +141,10 @@ async def update_guard(
 
 @router.post("/{guard_id}/tokens", status_code=201, response_model=GuardTokenOut)
 async def issue_guard_token(
-    principal: allow("guards:tokens"), guard_id: str, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("guards:tokens"))],
+    guard_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     token, plaintext = await service.issue_guard_token(session, ctx, principal, guard_id)
     return {"token": plaintext, "token_id": token.id, "guard_id": token.guard_id}
@@ -143,7 +152,7 @@ async def issue_guard_token(
 
 @router.delete("/{guard_id}/tokens/{token_id}", status_code=204)
 async def revoke_guard_token(
-    principal: allow("guards:tokens"),
+    principal: Annotated[Principal, Depends(Allow("guards:tokens"))],
     guard_id: str,
     token_id: str,
     session: SessionDep,

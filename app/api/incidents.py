@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import Response as RawResponse
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.dispatch import intake, operator
 from app.errors import Unprocessable
 from app.events.log import event_json
@@ -40,7 +41,7 @@ IdempotencyKey = Annotated[
 
 @router.post("", status_code=201, response_model=IncidentOut)
 async def create_incident(
-    principal: allow("incidents:write"),
+    principal: Annotated[Principal, Depends(Allow("incidents:write"))],
     body: IncidentCreate,
     response: Response,
     session: SessionDep,
@@ -94,7 +95,7 @@ def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
 
 @router.get("", response_model=Page[IncidentOut])
 async def list_incidents(
-    principal: allow("incidents:read"),
+    principal: Annotated[Principal, Depends(Allow("incidents:read"))],
     session: ReadSessionDep,
     status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
     priority: Annotated[str | None, Query(description="comma-separated priorities 1-4")] = None,
@@ -128,7 +129,9 @@ async def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
 async def get_incident(
-    principal: allow("incidents:read"), incident_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("incidents:read"))],
+    incident_id: str,
+    session: ReadSessionDep,
 ) -> object:
     """The incident with its offers, assignments and escalations."""
     incident = await service.get_incident(session, principal, incident_id)
@@ -141,7 +144,10 @@ async def get_incident(
     responses={200: {"content": {"application/cap+xml": {}}, "description": "OASIS CAP 1.2 alert"}},
 )
 async def incident_as_cap(
-    principal: allow("incidents:read"), incident_id: str, session: ReadSessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("incidents:read"))],
+    incident_id: str,
+    session: ReadSessionDep,
+    ctx: CtxDep,
 ) -> RawResponse:
     """The incident as an OASIS CAP 1.2 `alert` document."""
     incident = await service.get_incident(session, principal, incident_id)
@@ -151,7 +157,7 @@ async def incident_as_cap(
 
 @router.get("/{incident_id}/events", response_model=Page[EventOut])
 async def list_incident_events(
-    principal: allow("incidents:read"),
+    principal: Annotated[Principal, Depends(Allow("incidents:read"))],
     incident_id: str,
     session: ReadSessionDep,
     cursor: Cursor = None,
@@ -163,7 +169,7 @@ async def list_incident_events(
 
 @router.post("/{incident_id}/cancel", response_model=IncidentOut)
 async def cancel_incident(
-    principal: allow("incidents:operate"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -175,7 +181,7 @@ async def cancel_incident(
 
 @router.post("/{incident_id}/resolve", response_model=IncidentOut)
 async def resolve_incident(
-    principal: allow("incidents:operate", "police:act"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate", "police:act"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -187,7 +193,7 @@ async def resolve_incident(
 
 @router.post("/{incident_id}/close", response_model=IncidentOut)
 async def close_incident(
-    principal: allow("incidents:operate", "police:act"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate", "police:act"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -199,7 +205,7 @@ async def close_incident(
 
 @router.post("/{incident_id}/assign", status_code=201, response_model=AssignmentOut)
 async def assign_guard(
-    principal: allow("incidents:operate"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
     body: AssignRequest,
     session: SessionDep,
@@ -211,7 +217,7 @@ async def assign_guard(
 
 @router.post("/{incident_id}/offers/{offer_id}/withdraw", response_model=OfferOut)
 async def withdraw_offer(
-    principal: allow("incidents:operate"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
     offer_id: str,
     session: SessionDep,

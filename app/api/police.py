@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import CtxDep, SessionDep, allow
+from fastapi import APIRouter, Depends
+
+from app.api.deps import Allow, CtxDep, SessionDep
+from app.auth.principal import Principal
 from app.dispatch import operator, police
 from app.incidents.schemas import (
     EscalateRequest,
@@ -19,7 +22,7 @@ router = APIRouter(prefix="/incidents", tags=["police"])
 
 @router.post("/{incident_id}/escalate", response_model=EscalationOut)
 async def escalate(
-    principal: allow("incidents:operate"),
+    principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -32,7 +35,7 @@ async def escalate(
 
 async def _step(
     action: str,
-    principal: object,
+    principal: Principal,
     incident_id: str,
     body: PoliceAction | None,
     session: SessionDep,
@@ -44,7 +47,7 @@ async def _step(
         ctx,
         principal,
         incident_id,
-        action,  # type: ignore[arg-type]
+        action,
         unit_id=body.unit_id,
         note=body.note,
         station_id=body.station_id,
@@ -53,7 +56,7 @@ async def _step(
 
 @router.post("/{incident_id}/police/ack", response_model=EscalationOut)
 async def police_ack(
-    principal: allow("police:act"),
+    principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -65,7 +68,7 @@ async def police_ack(
 
 @router.post("/{incident_id}/police/arrived", response_model=EscalationOut)
 async def police_arrived(
-    principal: allow("police:act"),
+    principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -76,7 +79,7 @@ async def police_arrived(
 
 @router.post("/{incident_id}/police/handover", response_model=EscalationOut)
 async def police_handover(
-    principal: allow("police:act"),
+    principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -88,7 +91,7 @@ async def police_handover(
 
 @router.post("/{incident_id}/instructions", status_code=201, response_model=InstructionOut)
 async def send_instruction(
-    principal: allow("police:act", "incidents:operate"),
+    principal: Annotated[Principal, Depends(Allow("police:act", "incidents:operate"))],
     incident_id: str,
     body: InstructionIn,
     session: SessionDep,

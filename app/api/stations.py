@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from fastapi import APIRouter, Depends
+
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.models import PoliceStation
 from app.registry import service
 from app.registry.schemas import StationCreate, StationOut, StationUpdate
@@ -16,14 +19,17 @@ router = APIRouter(prefix="/stations", tags=["registry"])
 
 @router.post("", status_code=201, response_model=StationOut)
 async def create_station(
-    principal: allow("stations:write"), body: StationCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("stations:write"))],
+    body: StationCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     return await service.create_station(session, ctx, principal, body)
 
 
 @router.get("", response_model=Page[StationOut])
 async def list_stations(
-    principal: allow("registry:read"),
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
     session: ReadSessionDep,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -34,14 +40,16 @@ async def list_stations(
 
 @router.get("/{station_id}", response_model=StationOut)
 async def get_station(
-    principal: allow("registry:read"), station_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
+    station_id: str,
+    session: ReadSessionDep,
 ) -> object:
     return await service.get_or_404(session, PoliceStation, station_id, "station")
 
 
 @router.patch("/{station_id}", response_model=StationOut)
 async def update_station(
-    principal: allow("stations:write"),
+    principal: Annotated[Principal, Depends(Allow("stations:write"))],
     station_id: str,
     body: StationUpdate,
     session: SessionDep,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from fastapi import APIRouter, Depends
+
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.models import PoliceUnit
 from app.registry import service
 from app.registry.schemas import UnitCreate, UnitKind, UnitOut, UnitStatus, UnitUpdate
@@ -16,14 +19,17 @@ router = APIRouter(prefix="/units", tags=["registry"])
 
 @router.post("", status_code=201, response_model=UnitOut)
 async def create_unit(
-    principal: allow("units:write"), body: UnitCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("units:write"))],
+    body: UnitCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     return await service.create_unit(session, ctx, principal, body)
 
 
 @router.get("", response_model=Page[UnitOut])
 async def list_units(
-    principal: allow("registry:read"),
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
     session: ReadSessionDep,
     station_id: str | None = None,
     status: UnitStatus | None = None,
@@ -39,14 +45,16 @@ async def list_units(
 
 @router.get("/{unit_id}", response_model=UnitOut)
 async def get_unit(
-    principal: allow("registry:read"), unit_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("registry:read"))],
+    unit_id: str,
+    session: ReadSessionDep,
 ) -> object:
     return await service.get_or_404(session, PoliceUnit, unit_id, "unit")
 
 
 @router.patch("/{unit_id}", response_model=UnitOut)
 async def update_unit(
-    principal: allow("units:write"),
+    principal: Annotated[Principal, Depends(Allow("units:write"))],
     unit_id: str,
     body: UnitUpdate,
     session: SessionDep,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import Field, StringConstraints
 
-from app.api.deps import CtxDep, ReadSessionDep, SessionDep, allow
+from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth.principal import Principal
 from app.integrations import webhooks
 from app.schemas import Input, ObjectId, Output, Page, UtcDateTime
 
@@ -76,7 +77,10 @@ def _delivery(delivery: Any, attempts: list[Any] | None = None) -> dict[str, Any
 
 @router.post("", status_code=201, response_model=SubscriptionCreated)
 async def create_webhook(
-    principal: allow("webhooks:manage"), body: SubscriptionCreate, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
+    body: SubscriptionCreate,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     """Subscribe a URL to event types; the signing `secret` is shown once."""
     subscription, secret = await webhooks.create_subscription(
@@ -92,7 +96,7 @@ async def create_webhook(
 
 @router.get("", response_model=Page[SubscriptionOut])
 async def list_webhooks(
-    principal: allow("webhooks:manage"),
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
     session: ReadSessionDep,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -103,14 +107,19 @@ async def list_webhooks(
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)
 async def get_webhook(
-    principal: allow("webhooks:manage"), subscription_id: str, session: ReadSessionDep
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
+    subscription_id: str,
+    session: ReadSessionDep,
 ) -> object:
     return await webhooks.get_subscription(session, principal, subscription_id)
 
 
 @router.delete("/{subscription_id}", status_code=204)
 async def delete_webhook(
-    principal: allow("webhooks:manage"), subscription_id: str, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
+    subscription_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> None:
     subscription = await webhooks.get_subscription(session, principal, subscription_id)
     await webhooks.deactivate(session, ctx, subscription, "deleted", principal.actor, delete=True)
@@ -118,7 +127,7 @@ async def delete_webhook(
 
 @router.get("/{subscription_id}/deliveries", response_model=Page[DeliveryWithAttempts])
 async def list_deliveries(
-    principal: allow("webhooks:manage"),
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
     subscription_id: str,
     session: ReadSessionDep,
     cursor: Cursor = None,
@@ -136,7 +145,10 @@ async def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
 async def replay_delivery(
-    principal: allow("webhooks:manage"), delivery_id: str, session: SessionDep, ctx: CtxDep
+    principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
+    delivery_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
 ) -> object:
     """Send a delivery again now, with the same webhook-id."""
     return _delivery(await webhooks.replay(session, ctx, principal, delivery_id))
