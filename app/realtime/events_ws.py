@@ -16,14 +16,12 @@ from fastapi import APIRouter, WebSocket
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.deps import bearer_token
-from app.auth.cache import authenticate_token
-from app.auth.principal import Principal
 from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
 from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_SLOW, CLOSE_UNAUTHORIZED
 from app.realtime.guard_ws import origin_allowed
+from app.realtime.socket_auth import authenticate_socket
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -32,23 +30,6 @@ router = APIRouter()
 CLOSE_FORBIDDEN = 4403
 BACKFILL_PAGE = 500
 CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to drain before the socket is dropped
-
-
-async def _principal(ctx: AppContext, ws: WebSocket) -> Principal | None:
-    token = bearer_token(ws.headers.get("authorization"))
-    if token is None:
-        try:
-            first = json.loads(
-                await asyncio.wait_for(ws.receive_text(), ctx.settings.ws_hello_timeout_s)
-            )
-        except (TimeoutError, ValueError, KeyError):
-            return None
-        token = (
-            first.get("token") if isinstance(first, dict) and first.get("type") == "hello" else None
-        )
-        if not isinstance(token, str):
-            return None
-    return await authenticate_token(ctx, token)
 
 
 def _parse_after(raw: str | None) -> int | None:
@@ -78,7 +59,7 @@ async def event_stream(ws: WebSocket) -> None:
         return
     station_id = ws.query_params.get("station_id") or ws.query_params.get("station") or None
     try:
-        principal = await _principal(ctx, ws)
+        principal = await authenticate_socket(ctx, ws)
     except WebSocketDisconnect:
         return
     if principal is None:
