@@ -19,15 +19,13 @@ from starlette.websockets import WebSocketDisconnect
 from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
-from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_SLOW, CLOSE_UNAUTHORIZED
-from app.realtime.guard_ws import origin_allowed
-from app.realtime.socket_auth import authenticate_socket
+from app.realtime.guard_link import CLOSE_SLOW
+from app.realtime.socket_auth import CLOSE_FORBIDDEN, open_console_socket
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
 router = APIRouter()
-CLOSE_FORBIDDEN = 4403
 BACKFILL_PAGE = 500
 CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to drain before the socket is dropped
 
@@ -40,34 +38,18 @@ def _parse_after(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _query(ws: WebSocket) -> tuple[int | None, str | None]:
+    after = _parse_after(ws.query_params.get("after"))
+    return after, ws.query_params.get("station_id") or ws.query_params.get("station") or None
+
+
 @router.websocket("/ws/events")
 async def event_stream(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
-    if not origin_allowed(
-        ws.headers.get("origin"), ctx.settings.ws_allowed_origins, ws.headers.get("host")
-    ):
-        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+    opened = await open_console_socket(ctx, ws, "events:read", _query)
+    if opened is None:
         return
-    await ws.accept()
-    try:
-        after = _parse_after(ws.query_params.get("after"))
-    except ValueError as exc:
-        await ws.send_text(
-            json.dumps({"type": "error", "code": "invalid_query", "message": str(exc)})
-        )
-        await ws.close(1008, "invalid query")
-        return
-    station_id = ws.query_params.get("station_id") or ws.query_params.get("station") or None
-    try:
-        principal = await authenticate_socket(ctx, ws)
-    except WebSocketDisconnect:
-        return
-    if principal is None:
-        await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing token")
-        return
-    if "events:read" not in principal.permissions:
-        await ws.close(CLOSE_FORBIDDEN, "token may not read the event stream")
-        return
+    principal, (after, station_id) = opened
     if principal.station_id is not None:
         if station_id not in (None, principal.station_id):
             await ws.close(CLOSE_FORBIDDEN, f"scoped to station {principal.station_id}")

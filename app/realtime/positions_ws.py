@@ -18,13 +18,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.clock import isoformat
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
-from app.realtime.events_ws import CLOSE_FORBIDDEN
 from app.realtime.frames import FrameError
-from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_UNAUTHORIZED
-from app.realtime.guard_ws import origin_allowed
 from app.realtime.positions_feed import FeedClient
 from app.realtime.positions_view import Viewer, company_scope, encode
-from app.realtime.socket_auth import authenticate_socket
+from app.realtime.socket_auth import open_console_socket
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -62,33 +59,21 @@ def parse_control(text: str) -> tuple[str, BBox | None]:
     raise FrameError("unknown_type", f"type: unknown frame type '{kind[:40]}'", kind[:40])
 
 
+def _bbox_query(ws: WebSocket) -> BBox | None:
+    raw = ws.query_params.get("bbox")
+    try:
+        return parse_bbox(raw) if raw else None
+    except ValueError as exc:
+        raise ValueError(f"bbox: {exc}") from None
+
+
 @router.websocket("/ws/positions")
 async def positions_stream(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
-    if not origin_allowed(
-        ws.headers.get("origin"), ctx.settings.ws_allowed_origins, ws.headers.get("host")
-    ):
-        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+    opened = await open_console_socket(ctx, ws, "positions:read", _bbox_query)
+    if opened is None:
         return
-    await ws.accept()
-    raw = ws.query_params.get("bbox")
-    try:
-        bbox = parse_bbox(raw) if raw else None
-    except ValueError as exc:
-        error = {"type": "error", "code": "invalid_query", "message": f"bbox: {exc}"}
-        await ws.send_text(encode(error))
-        await ws.close(1008, "invalid query")
-        return
-    try:
-        principal = await authenticate_socket(ctx, ws)
-    except WebSocketDisconnect:
-        return
-    if principal is None:
-        await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing token")
-        return
-    if "positions:read" not in principal.permissions:
-        await ws.close(CLOSE_FORBIDDEN, "token may not read guard positions")
-        return
+    principal, bbox = opened
     await _serve(ctx, ws, FeedClient(Viewer(bbox, company_scope(principal))))
 
 

@@ -1,22 +1,65 @@
-"""Who is on a console websocket: a bearer header, or a first frame `hello {token}`.
+"""Opening a console websocket (/ws/events, /ws/positions): origin, query, who, may they.
 
-Never a token in the URL (URLs end up in logs).
+The token comes in a bearer header or a first frame `hello {token}`, never in the URL
+(URLs end up in logs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import bearer_token
 from app.auth.cache import authenticate_token
 from app.auth.principal import Principal
+from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_UNAUTHORIZED
+from app.realtime.guard_ws import origin_allowed
 
 if TYPE_CHECKING:
     from app.context import AppContext
+
+CLOSE_FORBIDDEN = 4403
+CLOSE_INVALID_QUERY = 1008
+Query = TypeVar("Query")
+
+
+async def open_console_socket(
+    ctx: AppContext,
+    ws: WebSocket,
+    permission: str,
+    parse_query: Callable[[WebSocket], Query],
+) -> tuple[Principal, Query] | None:
+    """Accept a console's socket and say who it is and what it asked for; None when it was
+    refused and closed (4403 origin or permission, 1008 bad query, 4401 bad token).
+    `parse_query` raises ValueError with a message naming the parameter."""
+    origin = ws.headers.get("origin")
+    if not origin_allowed(origin, ctx.settings.ws_allowed_origins, ws.headers.get("host")):
+        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+        return None
+    await ws.accept()
+    try:
+        query = parse_query(ws)
+    except ValueError as exc:
+        error = {"type": "error", "code": "invalid_query", "message": str(exc)}
+        await ws.send_text(json.dumps(error))
+        await ws.close(CLOSE_INVALID_QUERY, "invalid query")
+        return None
+    try:
+        principal = await authenticate_socket(ctx, ws)
+    except WebSocketDisconnect:
+        return None
+    if principal is None:
+        await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing token")
+        return None
+    if permission not in principal.permissions:
+        await ws.close(CLOSE_FORBIDDEN, f"token may not do this (needs {permission})")
+        return None
+    return principal, query
 
 
 async def authenticate_socket(ctx: AppContext, ws: WebSocket) -> Principal | None:
