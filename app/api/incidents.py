@@ -88,9 +88,17 @@ def _near(value: str | None) -> tuple[float, float] | None:
 
 
 def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
+    """The instant in UTC; 422 when it has no offset or falls outside years 1–9999 in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise Unprocessable(field, "must include a timezone (e.g. Z)")
-    return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise Unprocessable(
+            field, "is outside the representable range (0001-01-01 to 9999-12-31 in UTC)"
+        ) from None
 
 
 @router.get("", response_model=Page[IncidentOut])
