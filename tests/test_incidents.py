@@ -357,6 +357,30 @@ async def test_bad_list_queries_are_422(
     assert error["message"].startswith(f"{field}:"), error
 
 
+CALENDAR_EDGES = [
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T13:59:59+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T12:00:00-12:00",
+    "0001-01-01T00:00:00.000001-00:01",
+]
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+@pytest.mark.parametrize("value", CALENDAR_EDGES)
+async def test_since_and_until_at_the_calendar_edges_are_valid_or_422(
+    harness: Harness, field: str, value: str
+) -> None:
+    response = await harness.get("/api/v1/incidents", params={field: value, "limit": 1})
+    if response.status_code == 422:
+        error = assert_error(response, 422, "validation_error")
+        assert error["message"].startswith(f"{field}:"), error
+    else:
+        assert response.status_code == 200, response.text
+
+
 async def test_get_incident_and_unknown_is_404(harness: Harness, area: tuple[float, float]) -> None:
     incident = await harness.make_incident(area)
     fetched = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
