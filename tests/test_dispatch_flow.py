@@ -375,3 +375,19 @@ async def test_an_unstaffed_incident_is_staffed_again_once_a_guard_is_assigned(
     assert after["status"] == "assigned"
     assert after["unstaffed"] is False
     await phone.close()
+
+
+async def test_a_repeated_accept_answers_the_same_assignment(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phone = await guard_at(harness, offset(area, north_m=100))
+    await harness.make_incident(area, priority=3)
+    offer = await phone.expect("offer")
+    await phone.send({"type": "offer.accept", "offer_id": offer["offer_id"]})
+    first = await phone.expect("assignment")
+    await phone.send({"type": "offer.accept", "offer_id": offer["offer_id"]})  # a retry
+    again = await phone.expect("assignment")
+    assert again["assignment_id"] == first["assignment_id"]
+    assert again["incident"]["id"] == first["incident"]["id"]
+    await phone.quiet("offer.withdrawn", within=0.3)
+    await phone.close()

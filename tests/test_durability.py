@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from app.models import GuardEngagement, Offer
+from app.models import Event, GuardEngagement, Incident, Offer
 from tests.conftest import PG_URL
 from tests.harness import SECRET, Harness, fresh_database
 from tests.phones import Phone, guard_at, offset
@@ -81,6 +81,44 @@ async def test_simultaneous_accepts_for_one_seat_have_one_winner(
     assert sorted(outcomes) == ["assignment", "offer.withdrawn", "offer.withdrawn"]
     detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
     assert detail["assigned_count"] == 1 and len(detail["assignments"]) == 1
+    for phone in phones:
+        await phone.close()
+
+
+async def test_a_late_accept_that_loses_the_seat_is_withdrawn_and_that_stands(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phones = [await guard_at(harness, offset(area, east_m=100 * (i + 1))) for i in range(2)]
+    incident = await harness.make_incident(area, priority=3)
+    offers = [await p.expect("offer") for p in phones]
+    # A racer's commit took the last seat (the in-process lock bypassed): only the
+    # conditional UPDATE on the seat count can say no now.
+    async with harness.ctx.db.transaction() as session:
+        await session.execute(
+            update(Incident)
+            .where(Incident.id == incident["id"])
+            .values(assigned_count=Incident.required_guards)
+        )
+    late = phones[1]
+    await late.send({"type": "offer.accept", "offer_id": offers[1]["offer_id"]})
+    withdrawn = await late.expect("offer.withdrawn")
+    assert withdrawn["reason"] == "filled" and withdrawn["offer_id"] == offers[1]["offer_id"]
+    assert isinstance(withdrawn.get("seq"), int)  # written to the outbox: it stands
+    async with harness.ctx.db.transaction(readonly=True) as session:
+        offer = await session.get(Offer, offers[1]["offer_id"])
+        held = await session.get(GuardEngagement, late.id)
+        events = (
+            await session.scalars(
+                select(Event).where(
+                    Event.incident_id == incident["id"], Event.type == "offer.withdrawn"
+                )
+            )
+        ).all()
+    assert offer is not None and (offer.outcome, offer.reason) == ("withdrawn", "filled")
+    assert held is None
+    assert [e.data.get("late_accept") for e in events] == [True]
+    harness.clock.advance(60)
+    await late.quiet("offer.withdrawn", within=0.3)  # never a second, "expired"
     for phone in phones:
         await phone.close()
 

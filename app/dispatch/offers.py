@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import assignments, engagement, engine, timers
+from app.dispatch import assignments, decisions, engagement, engine, timers
 from app.errors import Conflict, NotFound
 from app.models import Assignment, Incident, Offer
 from app.realtime import outbox
@@ -23,10 +24,11 @@ class OfferClosed(Conflict):
 
     code = "offer_closed"
 
-    def __init__(self, offer: Offer) -> None:
-        super().__init__(f"offer '{offer.id}' is already {offer.outcome}")
+    def __init__(self, offer: Offer, reason: str | None = None) -> None:
+        reason = reason or offer.reason or offer.outcome or "closed"
+        super().__init__(f"offer '{offer.id}' is already {reason}")
         self.offer_id = offer.id
-        self.reason = offer.reason or offer.outcome or "closed"
+        self.reason = reason
 
 
 async def _guard_offer(session: AsyncSession, guard_id: str, offer_id: str) -> Offer:
@@ -86,41 +88,39 @@ async def _record(
     )
 
 
-async def accept(
-    session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str
-) -> Assignment:
-    """The guard takes the job, if a seat is still free; otherwise the offer is withdrawn."""
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What an accept led to: the assignment (`repeat` if won before), or None: seat lost."""
+
+    assignment: Assignment | None
+    repeat: bool = False
+
+
+async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str) -> Accepted:
+    """The guard takes the job if a seat is still free.
+
+    A repeat for an offer the guard already won answers the same assignment (nothing is
+    written). A lost seat is an outcome that stands (the offer is withdrawn `filled`, the
+    guard freed and told through the outbox), so it is returned for the caller to commit,
+    never raised: an error means nothing happened.
+    """
     offer = await _guard_offer(session, guard_id, offer_id)
     now = ctx.clock.now()
-    if offer.outcome is not None:
-        raise OfferClosed(offer)
-    if offer.expires_at <= now:
-        offer.outcome, offer.reason = "expired", "expired"
+    verdict = decisions.judge_accept(offer.outcome, offer.expires_at, now)
+    if verdict == "repeat":
+        return Accepted(await _won(session, offer), repeat=True)
+    if verdict == "late":
+        raise OfferClosed(offer, reason="expired")
+    if verdict == "closed":
         raise OfferClosed(offer)
     incident = await session.get(Incident, offer.incident_id, with_for_update=True)
     assert incident is not None
-    if not await _close(session, ctx, offer, "accepted", None, now):
-        await session.refresh(offer)
-        raise OfferClosed(offer)
     if not await assignments.take_seat(session, incident):
-        # Filled by faster guards: this accept loses, and the guard is told so.
-        await session.execute(
-            update(Offer).where(Offer.id == offer.id).values(outcome="withdrawn", reason="filled")
-        )
-        await engagement.release(session, ctx, offer.guard_id, offer.id)
-        await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, "filled"))
-        await _record(
-            session,
-            ctx,
-            incident,
-            offer,
-            "withdrawn",
-            f"guard:{guard_id}",
-            reason="filled",
-            late_accept=True,
-        )
-        offer.outcome, offer.reason = "withdrawn", "filled"
-        raise OfferClosed(offer)
+        # Filled by faster guards (or ended): this accept loses, and that stands.
+        await withdraw(session, ctx, incident, offer, "filled", f"guard:{guard_id}", late=True)
+        return Accepted(None)
+    if not await _close(session, ctx, offer, "accepted", None, now):
+        raise OfferClosed(offer)  # closed by a concurrent writer: the seat rolls back too
     response_s = (now - offer.offered_at).total_seconds()
     await _record(
         session,
@@ -142,6 +142,14 @@ async def accept(
     )
     if incident.assigned_count >= incident.required_guards:
         await withdraw_open(session, ctx, incident, reason="filled", actor=engine.ACTOR)
+    return Accepted(assignment)
+
+
+async def _won(session: AsyncSession, offer: Offer) -> Assignment:
+    """The assignment an accepted offer led to."""
+    assignment = await session.scalar(select(Assignment).where(Assignment.offer_id == offer.id))
+    if assignment is None:  # accepted but never assigned cannot happen; answer as closed
+        raise OfferClosed(offer)
     return assignment
 
 
@@ -179,11 +187,15 @@ async def withdraw(
     offer: Offer,
     reason: str,
     actor: str,
+    *,
+    late: bool = False,
 ) -> bool:
+    """Close an open offer as withdrawn, free its guard and tell them; False if not open."""
     if not await _close(session, ctx, offer, "withdrawn", reason, ctx.clock.now()):
         return False
     await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, reason))
-    await _record(session, ctx, incident, offer, "withdrawn", actor, reason=reason)
+    extra = {"late_accept": True} if late else {}
+    await _record(session, ctx, incident, offer, "withdrawn", actor, reason=reason, **extra)
     return True
 
 

@@ -37,8 +37,16 @@ async def handle(
                 await roster.set_duty(session, ctx, guard_id, frame.on)
             link.reply({"type": "duty.updated", "on": frame.on})
         case frames.OfferAccept():
+            again: dict[str, Any] | None = None
             async with ctx.db.transaction() as session:
-                await offers.accept(session, ctx, guard_id, frame.offer_id)
+                accepted = await offers.accept(session, ctx, guard_id, frame.offer_id)
+                if accepted.repeat and accepted.assignment is not None:
+                    # A retried accept: the same assignment again, nothing new written.
+                    incident = await session.get(Incident, accepted.assignment.incident_id)
+                    assert incident is not None
+                    again = frames.assignment_frame(accepted.assignment, incident)
+            if again is not None:
+                link.reply(again)
         case frames.OfferDecline():
             async with ctx.db.transaction() as session:
                 await offers.decline(session, ctx, guard_id, frame.offer_id, frame.reason)
