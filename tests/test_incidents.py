@@ -104,6 +104,83 @@ async def test_same_external_ref_returns_the_same_incident(
     assert await count_incidents(harness, external_ref=f"CAD-{unique}") == 1
 
 
+async def test_two_callers_with_the_same_external_ref_get_two_incidents(
+    harness: Harness, area: tuple[float, float], unique: str
+) -> None:
+    first_key = await harness.api_key(["incidents:write", "incidents:read"])
+    second_key = await harness.api_key(["incidents:write", "incidents:read"])
+    ref = f"CAD-{unique}"
+    first = await harness.client.post(
+        "/api/v1/incidents",
+        json=body(area, external_ref=ref),
+        headers={"Authorization": f"Bearer {first_key}"},
+    )
+    # A squatter posting the reference first must not swallow the real caller's incident.
+    second = await harness.client.post(
+        "/api/v1/incidents",
+        json=body(area, external_ref=ref, description="burst water main on Binjiang Road"),
+        headers={"Authorization": f"Bearer {second_key}"},
+    )
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    assert second.json()["id"] != first.json()["id"]
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["description"] == "burst water main on Binjiang Road"
+    assert await count_incidents(harness, external_ref=ref) == 2
+
+
+async def test_station_key_cannot_read_another_stations_incident_by_its_external_ref(
+    harness: Harness, area: tuple[float, float], unique: str
+) -> None:
+    mine = await harness.make_station(area)
+    theirs = await harness.make_station((area[0] + 0.5, area[1]))
+    their_key = await harness.api_key(["incidents:write", "incidents:read"], theirs["id"])
+    my_key = await harness.api_key(["incidents:write", "incidents:read"], mine["id"])
+    ref = f"CAD-{unique}"
+    secret = "witness name and phone: Chen Jing +86 139 0000 0000"
+    posted = await harness.client.post(
+        "/api/v1/incidents",
+        json=body((area[0] + 0.5, area[1]), external_ref=ref, description=secret),
+        headers={"Authorization": f"Bearer {their_key}"},
+    )
+    assert posted.status_code == 201, posted.text
+    probe = await harness.client.post(
+        "/api/v1/incidents",
+        json=body(area, external_ref=ref),
+        headers={"Authorization": f"Bearer {my_key}"},
+    )
+    assert probe.status_code == 201, probe.text
+    assert probe.json()["id"] != posted.json()["id"]
+    assert probe.json()["station_id"] == mine["id"]
+    assert secret not in probe.text and "Idempotent-Replayed" not in probe.headers
+
+
+async def test_same_external_ref_with_a_changed_body_is_409_and_changes_nothing(
+    harness: Harness, area: tuple[float, float], unique: str
+) -> None:
+    key = await harness.api_key(["incidents:write", "incidents:read"])
+    headers = {"Authorization": f"Bearer {key}"}
+    ref = f"CAD-{unique}"
+    first = await harness.client.post(
+        "/api/v1/incidents", json=body(area, external_ref=ref), headers=headers
+    )
+    assert first.status_code == 201, first.text
+    changed = await harness.client.post(
+        "/api/v1/incidents",
+        json=body(area, external_ref=ref, priority=1, description="now armed"),
+        headers=headers,
+    )
+    error = assert_error(changed, 409, "external_ref_reused")
+    assert error["details"] == {"incident_id": first.json()["id"], "external_ref": ref}
+    stored = (await harness.get(f"/api/v1/incidents/{first.json()['id']}")).json()
+    assert stored["priority"] == 2 and stored["description"] == body(area)["description"]
+    assert await count_incidents(harness, external_ref=ref) == 1
+    replay = await harness.client.post(
+        "/api/v1/incidents", json=body(area, external_ref=ref), headers=headers
+    )
+    assert replay.status_code == 201 and replay.json()["id"] == first.json()["id"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
 async def test_idempotency_key_replays_and_refuses_a_different_body(
     harness: Harness, area: tuple[float, float], unique: str
 ) -> None:

@@ -53,10 +53,11 @@ async def create_incident(
     of a race reads the winner's row.
     """
     source = body.source or _DEFAULT_SOURCE[principal.kind]
-    scope = principal.actor[:64] if idempotency_key else None
+    caller = principal.actor[:64]
+    scope = caller if idempotency_key else None
     request_hash = _request_hash(body, source)
 
-    existing = await _existing(session, source, body.external_ref, scope, idempotency_key)
+    existing = await _existing(session, caller, source, body.external_ref, idempotency_key)
     if existing is not None:
         return _replay(existing, idempotency_key, request_hash), False
 
@@ -74,6 +75,7 @@ async def create_incident(
         "description": body.description,
         "reporter": _reporter(body),
         "external_ref": body.external_ref,
+        "caller": caller,
         "idempotency_scope": scope,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
@@ -91,7 +93,7 @@ async def create_incident(
     stmt = insert(Incident).values(values).on_conflict_do_nothing().returning(Incident)
     incident = await session.scalar(stmt)
     if incident is None:
-        existing = await _existing(session, source, body.external_ref, scope, idempotency_key)
+        existing = await _existing(session, caller, source, body.external_ref, idempotency_key)
         if existing is None:  # pragma: no cover - a conflict always leaves the winner's row
             raise Conflict("incident could not be stored; retry")
         return _replay(existing, idempotency_key, request_hash), False
@@ -124,38 +126,48 @@ async def create_incident(
 
 async def _existing(
     session: AsyncSession,
+    caller: str,
     source: str,
     external_ref: str | None,
-    scope: str | None,
     idempotency_key: str | None,
 ) -> Incident | None:
+    """The incident this caller already created with this Idempotency-Key or external_ref."""
     if idempotency_key is not None:
         found = await session.scalar(
             select(Incident).where(
-                Incident.idempotency_scope == scope, Incident.idempotency_key == idempotency_key
+                Incident.idempotency_scope == caller, Incident.idempotency_key == idempotency_key
             )
         )
         if found is not None:
             return found
     if external_ref is not None:
         return await session.scalar(
-            select(Incident).where(Incident.source == source, Incident.external_ref == external_ref)
+            select(Incident).where(
+                Incident.caller == caller,
+                Incident.source == source,
+                Incident.external_ref == external_ref,
+            )
         )
     return None
 
 
 def _replay(incident: Incident, idempotency_key: str | None, request_hash: str) -> Incident:
-    if (
-        idempotency_key is not None
-        and incident.idempotency_key == idempotency_key
-        and incident.request_hash != request_hash
-    ):
+    """The stored incident for an exact repeat; 409 when the repeat carries a changed body."""
+    if incident.request_hash is None or incident.request_hash == request_hash:
+        return incident
+    if idempotency_key is not None and incident.idempotency_key == idempotency_key:
         raise Conflict(
             "Idempotency-Key was already used with a different request body",
             code="idempotency_key_reused",
             details={"incident_id": incident.id},
         )
-    return incident
+    # Answering the old incident would tell the caller its change was taken; it was not.
+    raise Conflict(
+        f"external_ref '{incident.external_ref}' already names an incident with a different "
+        "body; post a new reference for a new incident",
+        code="external_ref_reused",
+        details={"incident_id": incident.id, "external_ref": incident.external_ref},
+    )
 
 
 def check_station_access(principal: Principal, incident: Incident) -> None:

@@ -15,7 +15,8 @@ from app.models.types import BigIntPK, JSONType, UTCDateTime
 class Incident(Timestamps, Base):
     __tablename__ = "incidents"
     __table_args__ = (
-        UniqueConstraint("source", "external_ref"),
+        # A caller's reference is its own: another caller's same reference is another incident.
+        UniqueConstraint("caller", "source", "external_ref"),
         UniqueConstraint("idempotency_scope", "idempotency_key"),
         Index("ix_incidents_status_priority", "status", "priority"),
         Index("ix_incidents_lat_lon", "lat", "lon"),
@@ -32,6 +33,9 @@ class Incident(Timestamps, Base):
     description: Mapped[str] = mapped_column(Text())
     reporter: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     external_ref: Mapped[str | None] = mapped_column(String(128))
+    # Who posted it (Principal.actor: 'api_key:key_…', 'user:usr_…', 'guard:grd_…'); scopes
+    # external_ref.
+    caller: Mapped[str] = mapped_column(String(64))
     idempotency_scope: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
