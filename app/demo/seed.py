@@ -112,7 +112,7 @@ async def _seed_precincts(session: AsyncSession, ctx: AppContext, seeded: Seeded
             body = schemas.UnitCreate(
                 call_sign=unit.call_sign,
                 station_id=station.id,
-                kind=unit.kind,  # type: ignore[arg-type]
+                kind=unit.kind,
                 location=Location(lat=unit.lat, lon=unit.lon),
             )
             await create_unit(session, ctx, SYSTEM, body)
@@ -144,7 +144,7 @@ async def _seed_guards(
             name=spec.name,
             badge_no=spec.badge_no,
             phone=spec.phone,
-            skills=list(spec.skills),  # type: ignore[arg-type]
+            skills=list(spec.skills),
             certificate_expires_on=spec.certificate_expires_on,
         )
         guard = await create_guard(session, ctx, SYSTEM, body)

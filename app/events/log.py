@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import isoformat
@@ -16,7 +16,9 @@ from app.models import Event
 
 log = logging.getLogger("app.events")
 
-_INSERT_EVENT = insert(Event.__table__).returning(Event.__table__.c.id)
+# Core, not the ORM: the event insert is on every write path.
+_EVENTS = cast(Table, Event.__table__)
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 EventSink = Callable[[dict[str, Any]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]

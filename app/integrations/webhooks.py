@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pagination import paginate
@@ -238,7 +238,7 @@ class WebhookOutbox:
         webhook_type = WEBHOOK_TYPES.get(event.type)
         if webhook_type is None:
             return
-        stations = [WebhookSubscription.station_id.is_(None)]
+        stations: list[ColumnElement[bool]] = [WebhookSubscription.station_id.is_(None)]
         if event.station_id is not None:
             stations.append(WebhookSubscription.station_id == event.station_id)
         subscriptions = (

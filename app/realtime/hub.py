@@ -13,11 +13,16 @@ from typing import Any, Protocol
 
 
 class GuardLink(Protocol):
-    """What the hub needs of a guard's live connection."""
+    """What the hub, the idle sweep and revocation need of a guard's live connection."""
 
     guard_id: str
+    token_id: str
+    last_frame_at: float  # time.monotonic() of the last frame received
+    closing: tuple[int, str] | None  # (code, reason) once a close has begun
 
     def push(self, seq: int, frame: dict[str, Any]) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
 
 
 @dataclass(eq=False)

@@ -128,7 +128,7 @@ class PositionWriter:
 
     async def _write_latest(self, rows: list[dict[str, Any]]) -> None:
         async with self.ctx.db.transaction(serial=False) as session:
-            dialect = session.bind.dialect.name
+            dialect = session.get_bind().dialect.name
             upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
                 GuardPresence
             )

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Iterable
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _quote
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, text
@@ -120,7 +121,7 @@ async def update_company(
     company.updated_at = ctx.clock.now()
     await _flush_unique(session, f"a company with licence_no '{company.licence_no}'")
     guards = (await session.scalars(select(Guard).where(Guard.company_id == company.id))).all()
-    after_commit(session, lambda: [roster.refresh_guard(ctx, g, company) for g in guards])
+    after_commit(session, lambda: _refresh_guards(ctx, guards, company))
     await ctx.events.record(
         session,
         type="company.updated",
@@ -178,7 +179,7 @@ async def list_guards(
 
 
 def _has_skill(session: AsyncSession, skill: str) -> Any:
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return text("guards.skills @> jsonb_build_array(CAST(:skill AS text))").bindparams(
             skill=skill
         )
@@ -263,11 +264,16 @@ async def revoke_guard_token(
     return token
 
 
+def _refresh_guards(ctx: AppContext, guards: Sequence[Guard], company: SecurityCompany) -> None:
+    for guard in guards:
+        roster.refresh_guard(ctx, guard, company)
+
+
 def _disconnect_token(ctx: AppContext, token: GuardToken) -> None:
     """A revoked device token's live connection is closed at once (4401)."""
     ctx.principals.clear()
     link = ctx.hub.guard_link(token.guard_id)
-    if link is not None and getattr(link, "token_id", None) == token.id:  # GuardLink
+    if link is not None and link.token_id == token.id:
         link.close(CLOSE_UNAUTHORIZED, "device token revoked")
 
 
