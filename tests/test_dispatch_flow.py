@@ -391,3 +391,41 @@ async def test_a_repeated_accept_answers_the_same_assignment(
     assert again["incident"]["id"] == first["incident"]["id"]
     await phone.quiet("offer.withdrawn", within=0.3)
     await phone.close()
+
+
+async def test_last_guard_clearing_stands_the_other_open_offers_down(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    a = await guard_at(harness, offset(area, north_m=100))
+    b = await guard_at(harness, offset(area, north_m=200))
+    incident = await harness.make_incident(area, priority=1, category="assault")  # needs two
+    offer_a = await a.expect("offer")
+    offer_b = await b.expect("offer")
+    await a.send({"type": "offer.accept", "offer_id": offer_a["offer_id"]})
+    assignment = await a.expect("assignment")
+    for status in ("on_scene", "cleared"):
+        await a.send(
+            {
+                "type": "assignment.status",
+                "assignment_id": assignment["assignment_id"],
+                "status": status,
+            }
+        )
+        update = await a.expect("incident.update")
+    assert update["incident"]["status"] == "resolved"
+    withdrawn = await b.expect("offer.withdrawn")
+    assert withdrawn["offer_id"] == offer_b["offer_id"] and withdrawn["reason"] == "resolved"
+    nearby = (
+        await harness.get(
+            "/api/v1/guards/nearby", params={"lat": area[0], "lon": area[1], "radius_m": 500}
+        )
+    ).json()
+    assert b.id in {i["guard"]["id"] for i in nearby["items"]}  # free again, not held
+    events = await timeline(harness, incident["id"])
+    assert [
+        (e["data"]["guard_id"], e["data"]["reason"])
+        for e in events
+        if e["type"] == "offer.withdrawn"
+    ] == [(b.id, "resolved")]
+    await a.close()
+    await b.close()

@@ -404,3 +404,33 @@ async def test_police_api_refuses_wrong_station_state_and_input(
         409,
         "invalid_transition",
     )
+
+
+async def test_handover_stands_open_offers_down_and_frees_the_police_unit(
+    harness: Harness, area: tuple[float, float], unique: str
+) -> None:
+    station = await harness.make_station(area)
+    car = await unit(harness, station["id"], f"H-{unique}")
+    a = await guard_at(harness, offset(area, north_m=100))
+    b = await guard_at(harness, offset(area, north_m=200))
+    incident = await harness.make_incident(area, priority=1, category="assault")  # needs two
+    offer_a = await a.expect("offer")
+    offer_b = await b.expect("offer")
+    await a.send({"type": "offer.accept", "offer_id": offer_a["offer_id"]})
+    await a.expect("assignment")
+    base = f"/api/v1/incidents/{incident['id']}/police"
+    assert (await harness.post(f"{base}/ack", {"unit_id": car["id"]})).status_code == 200
+    assert (await harness.get(f"/api/v1/units/{car['id']}")).json()["status"] == "busy"
+    assert (await harness.post(f"{base}/arrived", {})).status_code == 200
+    assert (await harness.post(f"{base}/handover", {"note": "taken over"})).status_code == 200
+    withdrawn = await b.expect("offer.withdrawn")
+    assert withdrawn["offer_id"] == offer_b["offer_id"] and withdrawn["reason"] == "resolved"
+    assert (await harness.get(f"/api/v1/units/{car['id']}")).json()["status"] == "available"
+    detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert detail["status"] == "resolved"
+    assert {o["guard_id"]: o["outcome"] for o in detail["offers"]} == {
+        a.id: "accepted",
+        b.id: "withdrawn",
+    }
+    await a.close()
+    await b.close()

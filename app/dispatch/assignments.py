@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import engagement, escalation
+from app.dispatch import closing, engagement, escalation
 from app.errors import Conflict, InvalidTransition, NotFound
 from app.ids import new_id
 from app.incidents.lifecycle import OPEN, staffing_status
@@ -166,9 +166,8 @@ async def sync_status(
     )
     active = counts.get("en_route", 0) + counts.get("on_scene", 0)
     if active == 0 and counts.get("cleared", 0) > 0:
-        await change_status(
-            session, ctx, incident, "resolved", actor, {"reason": "all guards cleared"}
-        )
+        data = {"reason": "all guards cleared"}
+        await closing.end(session, ctx, incident, "resolved", actor, data=data)
         return
     target = staffing_status(incident.status, active, counts.get("on_scene", 0))
     await change_status(session, ctx, incident, target, actor)

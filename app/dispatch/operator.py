@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.dispatch import assignments, engagement, engine, escalation, offers
+from app.dispatch import assignments, closing, engagement, engine, escalation, offers
 from app.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from app.incidents import lifecycle
-from app.incidents.service import change_status, lock_incident
+from app.incidents.service import lock_incident
 from app.models import Assignment, Escalation, Guard, Incident, Offer, SecurityCompany
 
 if TYPE_CHECKING:
@@ -29,13 +29,9 @@ async def apply_action(
     """cancel / resolve / close: check the transition, stand guards down, record the event."""
     incident = await lock_incident(session, principal, incident_id)
     target = lifecycle.after_action(action, incident.status)
-    if target in ("cancelled", "resolved"):
-        await offers.withdraw_open(session, ctx, incident, reason=target, actor=principal.actor)
-    await change_status(session, ctx, incident, target, principal.actor, {"note": note})
-    if target in ("cancelled", "resolved"):
-        await assignments.clear_all(
-            session, ctx, incident, note=note or target, actor=principal.actor
-        )
+    await closing.end(
+        session, ctx, incident, target, principal.actor, note=note, data={"note": note}
+    )
     return incident
 
 

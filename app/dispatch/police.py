@@ -8,10 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.dispatch import assignments
+from app.dispatch import assignments, closing
 from app.errors import Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable
 from app.incidents.lifecycle import OPEN
-from app.incidents.service import change_status
 from app.models import Assignment, Escalation, Incident, PoliceUnit
 from app.realtime import outbox
 from app.realtime.frames import incident_update_frame, instruction_frame
@@ -88,8 +87,7 @@ async def step(
             )
         escalation.unit_id = unit.id
         if action == "ack":
-            unit.status = "busy"
-            unit.updated_at = ctx.clock.now()
+            await _set_unit_status(session, ctx, unit, "busy", principal.actor)
     now = ctx.clock.now()
     escalation.status = target
     escalation.updated_at = now
@@ -115,22 +113,57 @@ async def step(
         _NOTICE[action] + (f" ({unit.call_sign})" if unit else "") + (f": {note}" if note else "")
     )
     if action == "handover":
-        await assignments.clear_all(session, ctx, incident, note=notice, actor=principal.actor)
-        if incident.status in OPEN:
-            await change_status(
-                session,
-                ctx,
-                incident,
-                "resolved",
-                principal.actor,
-                {"reason": "handed over to police"},
-            )
+        await _hand_over(session, ctx, incident, notice, principal.actor)
+        released = unit or await _unit(session, escalation.unit_id)
+        if released is not None and released.status == "busy":
+            await _set_unit_status(session, ctx, released, "available", principal.actor)
     else:
         for assignment in await _active(session, incident.id):
             await outbox.enqueue(
                 session, ctx, assignment.guard_id, incident_update_frame(incident, notice)
             )
     return escalation
+
+
+async def _hand_over(
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    notice: str,
+    actor: str,
+) -> None:
+    """The police take over: the incident ends resolved (offers and guards stood down)."""
+    if incident.status in OPEN:
+        data = {"reason": "handed over to police"}
+        await closing.end(session, ctx, incident, "resolved", actor, note=notice, data=data)
+    else:
+        await assignments.clear_all(session, ctx, incident, note=notice, actor=actor)
+
+
+async def _unit(session: AsyncSession, unit_id: str | None) -> PoliceUnit | None:
+    return None if unit_id is None else await session.get(PoliceUnit, unit_id)
+
+
+async def _set_unit_status(
+    session: AsyncSession, ctx: AppContext, unit: PoliceUnit, status: str, actor: str
+) -> None:
+    """Busy from acknowledgement until handover, then available again; both recorded."""
+    now = ctx.clock.now()
+    unit.status = status
+    unit.updated_at = now
+    await ctx.events.record(
+        session,
+        type="unit.updated",
+        actor=actor,
+        at=now,
+        station_id=unit.station_id,
+        data={
+            "unit_id": unit.id,
+            "status": status,
+            "location": unit.location,
+            "fields": ["status"],
+        },
+    )
 
 
 async def _active(session: AsyncSession, incident_id: str) -> list[Assignment]:
