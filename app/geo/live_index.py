@@ -2,24 +2,28 @@
 
 A query walks rings of cells outwards from the query point and stops as soon as no
 unvisited cell can hold anything nearer than what it already has, so it touches only
-the neighbourhood, never every guard. Distances use a local equirectangular frame
-centred on the query point: within 10 km they differ from haversine by under 0.1 %.
+the neighbourhood, never every guard; the grid (app.geo.cells) keeps cells about the same
+size everywhere, so a query at a pole or on the antimeridian costs what it does in a city.
+Guards are ranked by the chord between earth-centred positions, which orders them exactly
+as the great-circle distance does; the distances returned are great-circle (haversine)
+metres on the spherical Earth, at every latitude.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 from bisect import insort
 from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from app.geo.distance import METRES_PER_DEGREE_LAT, metres_per_degree_lon
+from app.geo.cells import BAND_SLACK, Grid
+from app.geo.distance import EARTH_RADIUS_M, arc_m, chord_sq_m, surface_xyz
 
-# A cell's key is one int, row * _ROW + column: cheaper to hash than a tuple. Columns stay
-# within ±2**22 for any cell of 10 m or more, so keys never collide.
-_ROW = 1 << 23
+# A guard in a cell: its earth-centred position, packed beside it so a query reads the
+# coordinates without visiting the guard's object (most guards a query sees are too far).
+_Placed = tuple[float, float, float, "GuardEntry"]
+_RAD = math.pi / 180.0
 
 
 def _readiness_input(slot: str) -> Any:
@@ -123,33 +127,6 @@ class Nearby(NamedTuple):
 _REGISTRY_FACTS = ("company_id", "skills", "speed_mps", "eligible", "eligible_until")
 
 
-class _Cell:
-    """The guards in one grid cell, their coordinates packed side by side so a query reads
-    them without visiting each guard's object (most guards a query sees are too far)."""
-
-    __slots__ = ("lats", "lons", "entries")
-
-    def __init__(self) -> None:
-        self.lats = array("d")
-        self.lons = array("d")
-        self.entries: list[GuardEntry] = []
-
-    def add(self, entry: GuardEntry) -> None:
-        entry.slot = len(self.entries)
-        self.lats.append(entry.lat)
-        self.lons.append(entry.lon)
-        self.entries.append(entry)
-
-    def discard(self, entry: GuardEntry) -> None:
-        """Remove by moving the last guard into the freed slot."""
-        slot, last = entry.slot, self.entries[-1]
-        self.entries[slot], self.lats[slot], self.lons[slot] = last, last.lat, last.lon
-        last.slot = slot
-        self.entries.pop()
-        self.lats.pop()
-        self.lons.pop()
-
-
 class LiveIndex:
     """Grid index of on-duty guard positions. Single-threaded: call from the event loop.
 
@@ -158,11 +135,16 @@ class LiveIndex:
     """
 
     def __init__(self, cell_m: float = 250.0, freshness_s: float = 120.0) -> None:
-        self.cell_deg = cell_m / METRES_PER_DEGREE_LAT
         self.freshness_s = freshness_s
         self.entries: dict[str, GuardEntry] = {}
         self.changed: set[str] = set()  # bounded by the number of guards
-        self._cells: dict[int, _Cell] = {}
+        self._grid = Grid(cell_m)
+        self._cells: dict[int, list[_Placed]] = {}
+        # A walk that has visited more cells than this (None: twice the occupied cells, at
+        # least 256) stops and scans every occupied cell instead: a search over an empty
+        # region or a very wide radius costs at most about one pass over the index.
+        self.scan_after_cells: int | None = None
+        self.cells_visited = 0  # by the last query, walked or scanned: its work, for tests
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -238,26 +220,32 @@ class LiveIndex:
         self.changed.add(entry.guard_id)
 
     def _place(self, entry: GuardEntry) -> None:
-        cell_deg = self.cell_deg
-        key = math.floor(entry.lat / cell_deg) * _ROW + math.floor(entry.lon / cell_deg)
+        lat, lon = entry.lat, entry.lon
+        x, y, z = surface_xyz(lat, lon)
+        key = self._grid.key(lat, lon, x, y)
         if entry.cell == key:
-            cell = self._cells[key]
-            cell.lats[entry.slot], cell.lons[entry.slot] = entry.lat, entry.lon
+            self._cells[key][entry.slot] = (x, y, z, entry)
             return
         self._unplace(entry)
         cell = self._cells.get(key)
         if cell is None:
-            cell = self._cells[key] = _Cell()
-        cell.add(entry)
+            cell = self._cells[key] = []
+        entry.slot = len(cell)
+        cell.append((x, y, z, entry))
         entry.cell = key
 
     def _unplace(self, entry: GuardEntry) -> None:
-        if entry.cell is not None:
-            cell = self._cells[entry.cell]
-            cell.discard(entry)
-            if not cell.entries:
-                del self._cells[entry.cell]
-            entry.cell = None
+        """Take the guard out of its cell by moving the cell's last guard into its slot."""
+        if entry.cell is None:
+            return
+        cell = self._cells[entry.cell]
+        last = cell.pop()
+        if last[3] is not entry:
+            cell[entry.slot] = last
+            last[3].slot = entry.slot
+        elif not cell:
+            del self._cells[entry.cell]
+        entry.cell = None
 
     def nearest(
         self,
@@ -272,52 +260,60 @@ class LiveIndex:
         """Up to k dispatchable guards within radius_m, nearest first (ties by guard id)."""
         if k <= 0:
             return []
+        phi, lmb = lat * _RAD, lon * _RAD
+        cos_lat = math.cos(phi)
+        qx, qy = EARTH_RADIUS_M * cos_lat * math.cos(lmb), EARTH_RADIUS_M * cos_lat * math.sin(lmb)
+        qz = EARTH_RADIUS_M * math.sin(phi)
         fresh_after = now - self.freshness_s
-        cell_deg = self.cell_deg
-        m_lat = METRES_PER_DEGREE_LAT
-        m_lon = metres_per_degree_lon(lat)
-        y, x = lat / cell_deg, lon / cell_deg
-        ci, cj = math.floor(y), math.floor(x)
-        frame = _Frame(ci, cj, cell_deg * m_lat, cell_deg * m_lon, y - ci, x - cj)
+        radius_sq = bound_sq = chord_sq_m(radius_m)
+        ready: list[tuple[float, str, GuardEntry]] = []  # (chord², id, guard), nearest first
         cells = self._cells
-        ready: list[tuple[float, str, GuardEntry]] = []  # nearest first
-        bound_sq = radius_m * radius_m
-        ring = 0
-        while (step := frame.next_cells(ring, bound_sq)) is not None:
-            keys, ring = step
-            near: list[tuple[float, int, list[GuardEntry]]] = []
-            append = near.append
-            for key in keys:
-                cell = cells.get(key)
-                if cell is None:
-                    continue
-                entries = cell.entries
-                for slot, cell_lat, cell_lon in zip(
-                    range(len(entries)), cell.lats, cell.lons, strict=True
-                ):
-                    dy = (cell_lat - lat) * m_lat
-                    dx = (cell_lon - lon) * m_lon
-                    d_sq = dx * dx + dy * dy
-                    if d_sq <= bound_sq:
-                        append((d_sq, slot, entries))
-            if not near:
-                continue
-            # Nearest first, look at each guard only until k are in hand.
-            near.sort(key=_DISTANCE)
-            for d_sq, slot, entries in near:
-                if len(ready) >= k and d_sq > ready[k - 1][0]:
+        budget = self.scan_after_cells
+        if budget is None:
+            budget = max(256, 2 * len(cells))
+        visited = 0
+        walks = self._grid.walks(lat, lon, qx, qy, cos_lat, radius_m / EARTH_RADIUS_M)
+        for walk in walks or ():
+            ring = 0
+            # The slack makes the plane's reach cover the chord (see app.geo.cells).
+            while (step := walk.next_cells(ring, bound_sq * BAND_SLACK + 1e-6)) is not None:
+                keys, ring = step
+                visited += len(keys)
+                if visited > budget:
                     break
-                entry = entries[slot]
-                if (
-                    entry.ready_until > now
-                    and entry.seen_at >= fresh_after
-                    and (accept is None or accept(entry))
-                ):
-                    insort(ready, (d_sq, entry.guard_id, entry))
-            if len(ready) >= k:
-                bound_sq = ready[k - 1][0]  # nothing farther can enter: shrink the disc
-        sqrt, new = math.sqrt, tuple.__new__
-        return [new(Nearby, (entry, sqrt(d_sq))) for d_sq, _, entry in ready[:k]]
+                near: list[tuple[float, GuardEntry]] = []
+                append = near.append
+                for key in keys:
+                    cell = cells.get(key)
+                    if cell is None:
+                        continue
+                    for x, y, z, entry in cell:
+                        dx, dy, dz = x - qx, y - qy, z - qz
+                        d_sq = dx * dx + dy * dy + dz * dz
+                        if d_sq <= bound_sq:
+                            append((d_sq, entry))
+                if near:
+                    bound_sq = _admit(near, ready, k, bound_sq, now, fresh_after, accept)
+            else:
+                continue
+            break  # over budget
+        else:
+            if walks is not None:
+                self.cells_visited = visited
+                return _answer(ready, k)
+        # Too wide for a walk, or the walk found too little too far out: one pass over every
+        # occupied cell, which bounds the cost by the size of the index.
+        ready.clear()
+        near = []
+        for cell in cells.values():
+            for x, y, z, entry in cell:
+                dx, dy, dz = x - qx, y - qy, z - qz
+                d_sq = dx * dx + dy * dy + dz * dz
+                if d_sq <= radius_sq:
+                    near.append((d_sq, entry))
+        _admit(near, ready, k, radius_sq, now, fresh_after, accept)
+        self.cells_visited = visited + len(cells)
+        return _answer(ready, k)
 
     def within(
         self,
@@ -334,80 +330,34 @@ class LiveIndex:
         )
 
 
-class _Frame:
-    """The grid around one query point: which cells of each ring can hold a point nearer
-    than a bound. Rings are squares of cells `ring` steps out from the point's own cell;
-    a ring's four sides are trimmed to the cells whose nearest corner lies within reach."""
-
-    __slots__ = ("ci", "cj", "cell_h", "cell_w", "south", "north", "west", "east")
-
-    def __init__(
-        self, ci: int, cj: int, cell_h: float, cell_w: float, up: float, across: float
-    ) -> None:
-        """(ci, cj): the point's cell; up, across: where in it the point lies, 0 to 1."""
-        self.ci, self.cj = ci, cj
-        self.cell_h, self.cell_w = cell_h, cell_w
-        # Metres from the point to the four edges of its own cell.
-        self.south, self.north = up * cell_h, (1.0 - up) * cell_h
-        self.west, self.east = across * cell_w, (1.0 - across) * cell_w
-
-    def next_cells(self, ring: int, bound_sq: float) -> tuple[list[int], int] | None:
-        """Keys of the cells of ring `ring` that may lie within sqrt(bound_sq), and the ring
-        to look at next; None once no cell of this ring or any further one can. The point's
-        own cell comes with its neighbours when they are wholly within reach."""
-        ci, cj = self.ci, self.cj
-        h, w = self.cell_h, self.cell_w
-        if ((ring + 1) * (h + w)) ** 2 <= bound_sq:  # the whole ring is within reach
-            base = ci * _ROW + cj
-            if ring == 0 and (2 * (h + w)) ** 2 <= bound_sq:
-                return [base + offset for offset in _WHOLE_SQUARE_1], 2
-            return [base + offset for offset in _whole_ring(ring)], ring + 1
-        if ring == 0:
-            return [ci * _ROW + cj], 1
-        beyond_h, beyond_w = (ring - 1) * h, (ring - 1) * w
-        north, south = self.north + beyond_h, self.south + beyond_h
-        east, west = self.east + beyond_w, self.west + beyond_w
-        if min(north, south, east, west) ** 2 > bound_sq:
-            return None
-        keys: list[int] = []
-        for row, dy in ((ci + ring, north), (ci - ring, south)):
-            if dy * dy <= bound_sq:
-                reach = math.sqrt(bound_sq - dy * dy)
-                first = row * _ROW + cj - _span(reach, self.west, w, ring)
-                keys.extend(range(first, row * _ROW + cj + _span(reach, self.east, w, ring) + 1))
-        for column, dx in ((cj - ring, west), (cj + ring, east)):
-            if dx * dx <= bound_sq:
-                reach = math.sqrt(bound_sq - dx * dx)
-                low = ci - _span(reach, self.south, h, ring - 1)
-                high = ci + _span(reach, self.north, h, ring - 1)
-                keys.extend(row * _ROW + column for row in range(low, high + 1))
-        return keys, ring + 1
-
-
 _DISTANCE = itemgetter(0)
-_WHOLE_RINGS: list[tuple[int, ...]] = []
 
 
-def _whole_ring(ring: int) -> tuple[int, ...]:
-    """Key offsets of every cell in the square ring `ring` steps out."""
-    while len(_WHOLE_RINGS) <= ring:
-        r = len(_WHOLE_RINGS)
-        _WHOLE_RINGS.append(
-            tuple(
-                di * _ROW + dj
-                for di in range(-r, r + 1)
-                for dj in range(-r, r + 1)
-                if max(abs(di), abs(dj)) == r
-            )
-        )
-    return _WHOLE_RINGS[ring]
+def _admit(
+    near: list[tuple[float, GuardEntry]],
+    ready: list[tuple[float, str, GuardEntry]],
+    k: int,
+    bound_sq: float,
+    now: float,
+    fresh_after: float,
+    accept: Callable[[GuardEntry], bool] | None,
+) -> float:
+    """Add the dispatchable guards among `near` (all within the bound) to `ready`; the new
+    bound: the k-th nearest once k are in hand, since nothing farther can enter."""
+    # Nearest first, look at each guard only until k are in hand.
+    near.sort(key=_DISTANCE)
+    for d_sq, entry in near:
+        if len(ready) >= k and d_sq > ready[k - 1][0]:
+            break
+        if (
+            entry.ready_until > now
+            and entry.seen_at >= fresh_after
+            and (accept is None or accept(entry))
+        ):
+            insort(ready, (d_sq, entry.guard_id, entry))
+    return ready[k - 1][0] if len(ready) >= k else bound_sq
 
 
-_WHOLE_SQUARE_1 = _whole_ring(0) + _whole_ring(1)
-
-
-def _span(reach: float, gap: float, size: float, limit: int) -> int:
-    """How many cells past the point's own, in one direction, start within reach metres."""
-    if reach < gap:
-        return 0
-    return min(limit, 1 + int((reach - gap) / size))
+def _answer(ready: list[tuple[float, str, GuardEntry]], k: int) -> list[Nearby]:
+    new = tuple.__new__
+    return [new(Nearby, (entry, arc_m(d_sq))) for d_sq, _, entry in ready[:k]]
