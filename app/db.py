@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import traceback
 from collections.abc import AsyncIterator, Callable, Generator
 from functools import partial
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import event, make_url, text
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from app.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +39,16 @@ class Database:
         *,
         sqlite_synchronous: str = "NORMAL",
         sqlite_busy_timeout_ms: int = 5000,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_s: float = 5.0,
+        pool_timeout_s: float = 5.0,
+        retry_after_s: int = 5,
         echo: bool = False,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.pool_timeout_s = pool_timeout_s
+        self.retry_after_s = retry_after_s
         if self.is_sqlite:
             path = make_url(url).database or ":memory:"
             self.engine = create_async_engine(
@@ -46,8 +56,21 @@ class Database:
             )
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms)
         else:
+            connect_args = {
+                "timeout": connect_timeout_s,
+                # The server cancels a slow statement and the connection stays usable; the
+                # client-side timeout, a second later, covers a server that no longer answers.
+                "server_settings": {"statement_timeout": str(int(statement_timeout_s * 1000))},
+                "command_timeout": statement_timeout_s + 1.0,
+            }
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url,
+                echo=echo,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                pool_timeout=pool_timeout_s,
+                connect_args=connect_args,
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Serial writers queue here, in process, without holding a connection. On SQLite
@@ -74,10 +97,9 @@ class Database:
             # per transaction, so a loop of transactions cannot starve other tasks.
             await asyncio.sleep(0)
         exclusive = not readonly and (serial or self.is_sqlite)
-        lock: contextlib.AbstractAsyncContextManager[Any] = (
-            self._writer if exclusive else contextlib.nullcontext()
-        )
-        async with lock:
+        if exclusive:
+            await self._writer_turn()
+        try:
             session = self.sessionmaker()
             callbacks: list[Callable[[], Any]] = []
             try:
@@ -94,8 +116,8 @@ class Database:
                 if not readonly:  # a reader just closes: rollback would expire its objects
                     await session.commit()
                     callbacks = session.info.pop(_AFTER_COMMIT, [])
-            except BaseException:
-                await session.rollback()
+            except BaseException as error:
+                await _abandon(session, error)
                 raise
             finally:
                 await session.close()
@@ -104,9 +126,88 @@ class Database:
                     callback()
                 except Exception:  # a notification must never undo a committed change
                     log.exception("after-commit callback failed")
+        finally:
+            if exclusive:
+                self._writer.release()
+
+    async def _writer_turn(self) -> None:
+        """Wait for the writer lock, but no longer than for a pooled connection: behind a
+        hung transaction every writer would otherwise queue for its full timeout in turn."""
+        try:
+            async with asyncio.timeout(self.pool_timeout_s):
+                await self._writer.acquire()
+        except TimeoutError:
+            raise self.unavailable("the database is not keeping up with writes") from None
+
+    def unavailable(self, reason: str) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"database unavailable ({reason}); retry later", retry_after_s=self.retry_after_s
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _abandon(session: AsyncSession, error: BaseException) -> None:
+    """Roll back after `error`; on a connection that is gone or hung, drop it instead (a
+    ROLLBACK would wait out another timeout), and never let the cleanup hide `error`."""
+    try:
+        if is_unavailable(error):
+            await session.invalidate()
+        else:
+            await session.rollback()
+    except Exception:
+        log.warning("rollback after %s failed", type(error).__name__, exc_info=True)
+
+
+# SQLSTATE classes of a database that cannot serve now: 08 connection exception,
+# 53 insufficient resources (too many connections), 57 operator intervention (57014
+# statement_timeout, 57P01 shutdown, 57P03 starting up); 55P03 lock_not_available.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03")
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "attempt to write a readonly database",
+)
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) says the database is down, hung or locked, as
+    opposed to a bug or a constraint: those answer 503 with Retry-After."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _says_unavailable(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _says_unavailable(error: BaseException) -> bool:
+    if isinstance(error, DatabaseUnavailable | exc.TimeoutError):  # exc.TimeoutError: pool
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        return str(getattr(error, "sqlstate", "")).startswith(_UNAVAILABLE_SQLSTATES)
+    if isinstance(error, asyncpg.InterfaceError):
+        return "connection" in str(error) and "closed" in str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        return str(error).lower().startswith(_SQLITE_UNAVAILABLE)
+    if isinstance(error, OSError):  # refused, reset, timed out: only from the driver itself
+        return _raised_in_driver(error)
+    return False
+
+
+def _raised_in_driver(error: BaseException) -> bool:
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if frame.f_globals.get("__name__", "").startswith(_DRIVER_MODULES):
+            return True
+    return False
 
 
 class _InlineSQLite(aiosqlite.Connection):

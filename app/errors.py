@@ -66,5 +66,16 @@ class TooManyRequests(AppError):
     code = "rate_limited"
 
 
+class DatabaseUnavailable(AppError):
+    """The database is down, hung or locked by another process: try again later."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # SQLite durability: NORMAL survives a process crash (WAL); FULL also survives power loss.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+    # A database that is down or hangs answers 503 with Retry-After within these bounds,
+    # instead of holding every request (and the writer queue) behind it.
+    db_connect_timeout_s: float = Field(5, gt=0)  # PostgreSQL: opening a connection
+    db_statement_timeout_s: float = Field(5, gt=0)  # PostgreSQL: server statement_timeout
+    db_pool_timeout_s: float = Field(5, gt=0)  # waiting for a pooled connection or a writer turn
+    db_retry_after_s: int = Field(5, ge=1)  # the Retry-After of a 503 database_unavailable
 
     # Dispatch and the live index.
     policy: PolicyOverrides = PolicyOverrides()

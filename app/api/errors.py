@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import AppError, error_body
+from app.db import is_unavailable
+from app.errors import AppError, DatabaseUnavailable, error_body
 from app.observability import request_id_var
 
 log = logging.getLogger("app.errors")
@@ -44,7 +48,11 @@ def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers: dict[str, str] | None = None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, DatabaseUnavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
     )
@@ -94,8 +102,39 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down, hung or locked is a 503 the client may retry; any other
+    driver error is a bug (500)."""
+    if not is_unavailable(exc):
+        return await _unhandled(request, exc)
+    log.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+        extra={"request_id": request_id_var.get()},
+    )
+    unavailable = request.app.state.ctx.db.unavailable("unreachable, hung or locked")
+    return await _app_error(request, unavailable)
+
+
+# Driver errors arrive wrapped (DBAPIError), raw (asyncpg's connect, a client-side
+# timeout is an OSError), or as the pool giving up (sqlalchemy TimeoutError).
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    sqlite3.Error,
+    OSError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    for error in _DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
