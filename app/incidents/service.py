@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,7 +88,7 @@ async def create_incident(
         "created_at": now,
         "updated_at": now,
     }
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     # ORM-enabled: the new row comes back as an Incident in the session, no second read.
     stmt = insert(Incident).values(values).on_conflict_do_nothing().returning(Incident)
     incident = await session.scalar(stmt)
@@ -244,7 +244,7 @@ async def list_incidents(
         if station_id is not None and station_id != principal.station_id:
             raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
         station_id = principal.station_id
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Incident.status.in_(statuses))
     if priorities:
