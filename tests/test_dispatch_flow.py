@@ -429,3 +429,22 @@ async def test_last_guard_clearing_stands_the_other_open_offers_down(
     ] == [(b.id, "resolved")]
     await a.close()
     await b.close()
+
+
+async def test_incident_assigned_is_recorded_once_per_assignment(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phones = [await guard_at(harness, offset(area, north_m=100 * (i + 1))) for i in range(2)]
+    incident = await harness.make_incident(area, priority=1, category="assault")  # needs two
+    for phone in phones:
+        offer = await phone.expect("offer")
+        await phone.send({"type": "offer.accept", "offer_id": offer["offer_id"]})
+        await phone.expect("assignment")
+    detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert detail["status"] == "assigned"
+    assigned = [
+        e for e in await timeline(harness, incident["id"]) if e["type"] == "incident.assigned"
+    ]
+    assert sorted(e["data"]["guard_id"] for e in assigned) == sorted(p.id for p in phones)
+    for phone in phones:
+        await phone.close()

@@ -434,3 +434,28 @@ async def test_handover_stands_open_offers_down_and_frees_the_police_unit(
     }
     await a.close()
     await b.close()
+
+
+async def test_priority_two_without_guards_escalates_for_policy_then_retriggers_no_guard(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    await harness.make_station(area)
+    incident = await harness.make_incident(area, category="medical", priority=2)
+    assert incident["unstaffed"] is True
+    [escalation] = await escalations(harness, incident["id"])
+    assert escalation["reason"] == "policy"  # the wave rule fires before the waves run out
+    events = [
+        (e["type"], e["data"]["reason"])
+        for e in await timeline(harness, incident["id"])
+        if e["type"].startswith("escalation.")
+    ]
+    assert events == [("escalation.sent", "policy"), ("escalation.retriggered", "no_guard")]
+
+
+async def test_priority_four_does_not_call_the_police_when_no_guard_is_near(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    await harness.make_station(area)
+    incident = await harness.make_incident(area, priority=4)
+    assert incident["unstaffed"] is True
+    assert await escalations(harness, incident["id"]) == []

@@ -170,6 +170,12 @@ async def sync_status(
         await closing.end(session, ctx, incident, "resolved", actor, data=data)
         return
     target = staffing_status(incident.status, active, counts.get("on_scene", 0))
+    if target == "assigned" and incident.status != "assigned":
+        # `incident.assigned` is each assignment's own event (one per guard, and the
+        # webhook of that name); the status it implies gets no second one.
+        incident.status = target
+        incident.updated_at = ctx.clock.now()
+        return
     await change_status(session, ctx, incident, target, actor)
 
 

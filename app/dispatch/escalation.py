@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import timers
+from app.dispatch import decisions, timers
 from app.dispatch.policy import Policy, policy_for
 from app.errors import Conflict
 from app.geo.distance import haversine_m
@@ -209,27 +209,16 @@ async def before_wave(
     session: AsyncSession, ctx: AppContext, incident: Incident, wave: int
 ) -> None:
     """Escalate when the policy's number of waves passed with no guard accepting."""
-    policy = _policy(ctx, incident)
-    limit = policy.escalate_after_waves
-    if (
-        limit is not None
-        and wave == limit + 1
-        and incident.assigned_count == 0
-        and incident.station_id
-    ):
-        await escalate(
-            session,
-            ctx,
-            incident,
-            "policy",
-            "system:policy",
-            rule=f"no_acceptance_after_{limit}_waves",
-        )
+    call = decisions.escalation_before_wave(_policy(ctx, incident), wave, incident.assigned_count)
+    if call is not None and incident.station_id:
+        await escalate(session, ctx, incident, call.reason, "system:policy", rule=call.rule)
 
 
 async def on_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
-    if _policy(ctx, incident).escalate_when_unstaffed and incident.station_id:
-        await escalate(session, ctx, incident, "no_guard", "system:policy")
+    """Waves ran out: `no_guard`, unless the policy leaves the police to operators."""
+    call = decisions.escalation_when_unstaffed(_policy(ctx, incident))
+    if call is not None and incident.station_id:
+        await escalate(session, ctx, incident, call.reason, "system:policy", rule=call.rule)
 
 
 async def on_backup_request(

@@ -42,7 +42,14 @@ DEFAULT_BY_PRIORITY: dict[int, Policy] = {
         on_scene_deadline_s=300,
     ),
     3: Policy(guards=1, radii_m=_NARROW, offer_timeout_s=30),
-    4: Policy(guards=1, radii_m=_NARROW, offer_timeout_s=60, escalate_on_backup=False),
+    # "Operator only": neither a backup request nor running out of guards calls the police.
+    4: Policy(
+        guards=1,
+        radii_m=_NARROW,
+        offer_timeout_s=60,
+        escalate_on_backup=False,
+        escalate_when_unstaffed=False,
+    ),
 }
 
 DEFAULT_SKILLS_BY_CATEGORY: dict[str, tuple[frozenset[str], frozenset[str]]] = {
