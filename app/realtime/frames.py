@@ -34,16 +34,30 @@ def _range(low: float, high: float) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+# A phone's clock is never this far off; outside it, times only overflow arithmetic.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def _instant(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("must include a timezone (e.g. Z)")
-    return value.astimezone(dt.UTC)
+    message = f"must be between {EARLIEST.year} and {LATEST.year}"
+    try:
+        value = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(message) from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(message)
+    return value
 
 
-Lat = Annotated[float, Field(strict=True, allow_inf_nan=False), _range(-90, 90)]
-Lon = Annotated[float, Field(strict=True, allow_inf_nan=False), _range(-180, 180)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Lat = Annotated[Finite, _range(-90, 90)]
+Lon = Annotated[Finite, _range(-180, 180)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-Seq = Annotated[int, Field(strict=True, ge=0)]
+Seq = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]  # JSON's int64
+Instant = Annotated[dt.datetime, Field(strict=True), AfterValidator(_instant)]
 
 
 class _Frame(BaseModel):
@@ -60,10 +74,10 @@ class Location(_Frame):
     type: Literal["location"]
     lat: Lat
     lon: Lon
-    accuracy_m: Annotated[float, Field(allow_inf_nan=False), _range(0, 10_000)] | None = None
-    heading: Annotated[float, Field(allow_inf_nan=False), _range(0, 360)] | None = None
-    speed_mps: Annotated[float, Field(allow_inf_nan=False), _range(0, 150)] | None = None
-    at: Annotated[dt.datetime, AfterValidator(_aware)]
+    accuracy_m: Annotated[Finite, _range(0, 10_000)] | None = None
+    heading: Annotated[Finite, _range(0, 360)] | None = None
+    speed_mps: Annotated[Finite, _range(0, 150)] | None = None
+    at: Instant
 
 
 class Duty(_Frame):
