@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from app.clock import isoformat
 from app.models import GuardPresence
+from app.realtime import outbox
+from app.realtime.frames import instruction_frame
 from tests.harness import Harness, serve, settings_for, start_harness
-from tests.phones import Phone, guard_at, offset, phone_for
+from tests.phones import WAIT_S, Phone, guard_at, offset, phone_for
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -347,3 +355,195 @@ async def test_settings_build_a_server(database_url: str) -> None:
 
     async with serve(create_app(settings), settings) as url:
         assert url.startswith("http://127.0.0.1:")
+
+
+# Replay, acks, flood and slow readers (issue 9, items 5–7) ---------------------------
+
+
+async def write_frames(harness: Harness, guard_id: str, count: int, text: str = "note") -> None:
+    """Commit `count` instruction frames for the guard in one transaction."""
+    async with harness.ctx.db.transaction() as session:
+        for i in range(count):
+            frame = instruction_frame("inc_test", f"{text} {i}", "test")
+            await outbox.enqueue(session, harness.ctx, guard_id, frame)
+
+
+async def read_until(phone: Phone, last_seq: int) -> list[int]:
+    """The seqs of the frames received up to `last_seq` (each read bounded)."""
+    seqs: list[int] = []
+    while not seqs or seqs[-1] < last_seq:
+        frame = await phone.recv()
+        if "seq" in frame:
+            seqs.append(frame["seq"])
+    return seqs
+
+
+async def test_resume_drains_every_unacked_frame_in_order(harness: Harness) -> None:
+    guard = await harness.make_guard()
+    phone = await phone_for(harness, guard)
+    await write_frames(harness, phone.id, 1_234)
+    welcome = await phone.connect()
+    first = welcome["resumed_after"] + 1
+    assert welcome["last_seq"] == first + 1_233
+    assert await read_until(phone, welcome["last_seq"]) == list(range(first, first + 1_234))
+    await phone.close()
+
+    # Again, with frames committed one by one while the replay is under way.
+    welcome = await phone.connect()
+
+    async def write_during_replay() -> None:
+        for _ in range(40):
+            await write_frames(harness, phone.id, 1, "late")
+
+    writer = asyncio.create_task(write_during_replay())
+    seqs = await read_until(phone, welcome["last_seq"] + 40)
+    await writer
+    assert seqs == list(range(first, welcome["last_seq"] + 41))
+    await phone.quiet("instruction", within=0.3)
+    await phone.close()
+
+
+def server_socket_open(server_port: int, client_port: int) -> bool:
+    """Whether the kernel still holds the server's TCP socket for this client (Linux)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
+            server_port,
+            client_port,
+        ):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp")
+async def test_a_phone_that_never_reads_is_closed_and_its_socket_released(
+    harness: Harness,
+) -> None:
+    guard = await harness.make_guard()
+    phone = await phone_for(harness, guard)
+    loop = asyncio.get_running_loop()
+    server_port = int(harness.base_url.rsplit(":", 1)[1])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up fast
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", server_port)), WAIT_S)
+        client = ClientProtocol(parse_uri(f"{harness.ws_url}/ws/guard"))
+        request = client.connect()
+        request.headers["Authorization"] = f"Bearer {phone.token}"
+        client.send_request(request)
+        await loop.sock_sendall(sock, b"".join(client.data_to_send()))
+        async with asyncio.timeout(WAIT_S):
+            while client.state is not State.OPEN:
+                client.receive_data(await loop.sock_recv(sock, 4096))
+        client.send_text(json.dumps({"type": "hello"}).encode())
+        await loop.sock_sendall(sock, b"".join(client.data_to_send()))
+        async with asyncio.timeout(WAIT_S):
+            while (link := harness.ctx.hub.guard_link(phone.id)) is None:
+                await asyncio.sleep(0.01)
+        # From here on the phone never reads: frames pile up until the server gives up.
+        for _ in range(40):
+            await write_frames(harness, phone.id, 100, "x" * 8_000)
+            if link.closing is not None:
+                break
+        assert link.closing is not None and link.closing[0] == 4008
+        async with asyncio.timeout(15):
+            while harness.ctx.hub.guard_link(phone.id) is not None or server_socket_open(
+                server_port, sock.getsockname()[1]
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        sock.close()
+
+
+async def test_resume_after_is_stored_as_an_ack(harness: Harness) -> None:
+    guard = await harness.make_guard()
+    phone = await phone_for(harness, guard)
+    await write_frames(harness, phone.id, 3)
+    welcome = await phone.connect()
+    seqs = [welcome["resumed_after"] + n for n in (1, 2, 3)]
+    assert await read_until(phone, seqs[2]) == seqs
+    await phone.close()
+
+    await phone.connect(resume_after=seqs[1])
+    assert (await phone.expect("instruction"))["seq"] == seqs[2]
+    await phone.close()  # the last frame is still unacknowledged
+
+    welcome = await phone.connect(resume_after=0)
+    assert welcome["resumed_after"] == seqs[1]
+    assert (await phone.expect("instruction"))["seq"] == seqs[2]
+    await phone.quiet("instruction", within=0.3)
+    await phone.close()
+
+
+async def test_acking_a_long_replay_is_not_rate_limited(harness: Harness) -> None:
+    guard = await harness.make_guard()
+    phone = await phone_for(harness, guard)
+    count = 3 * harness.ctx.settings.ws_frame_burst
+    await write_frames(harness, phone.id, count)
+    welcome = await phone.connect()
+    seqs = await read_until(phone, welcome["last_seq"])
+    assert len(seqs) == count
+    for seq in seqs:
+        await phone.ack(seq)
+    await phone.sync()
+    assert not [f for f in phone.inbox if f["type"] == "error"], phone.inbox
+    await phone.close()
+
+    welcome = await phone.connect()
+    assert welcome["resumed_after"] == seqs[-1]
+    await phone.quiet("instruction", within=0.3)
+    await phone.close()
+
+
+async def test_a_sustained_flood_is_closed_with_4429(harness: Harness) -> None:
+    guard = await harness.make_guard()
+    phone = await phone_for(harness, guard)
+    await phone.connect()
+    assert phone.ws is not None
+    flood = 20 * harness.ctx.settings.ws_frame_burst  # twice what the server puts up with
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(flood):
+            await phone.ws.send('{"type":"ping"}')
+    assert await phone.closed_with(timeout=20) == 4429
+
+
+OUT_OF_RANGE = [
+    ('{"type":"ack","seq":9223372036854775808}', "ack.seq"),
+    ('{"type":"ack","seq":18446744073709551616}', "ack.seq"),
+    ('{"type":"ack","seq":-1}', "ack.seq"),
+    ('{"type":"ack","seq":1.5}', "ack.seq"),
+    ('{"type":"ack","seq":1e3}', "ack.seq"),
+    ('{"type":"hello","resume_after":9223372036854775808}', "hello.resume_after"),
+    ('{"type":"hello","resume_after":-5}', "hello.resume_after"),
+    ('{"type":"location","lat":1,"lon":1,"at":"0001-01-01T00:00:00Z"}', "location.at"),
+    ('{"type":"location","lat":1,"lon":1,"at":"9999-12-31T23:59:59Z"}', "location.at"),
+    ('{"type":"location","lat":1,"lon":1,"at":"0001-01-01T00:00:00+01:00"}', "location.at"),
+    ('{"type":"location","lat":1,"lon":1,"at":"9999-12-31T23:59:59-01:00"}', "location.at"),
+    ('{"type":"location","lat":1,"lon":1,"at":1700000000}', "location.at"),
+    ('{"type":"location","lat":1,"lon":1,"at":"2026-01-01T00:00:00Z","heading":"9"}', "heading"),
+    ('{"type":"location","lat":1,"lon":1,"at":"2026-01-01T00:00:00Z","speed_mps":1e999}', "speed"),
+    (
+        '{"type":"report","category":"theft","priority":2.0,"description":"x","lat":1,"lon":1}',
+        "pri",
+    ),
+]
+
+
+async def test_out_of_range_numbers_and_times_get_invalid_frame(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phone = await guard_at(harness, area)
+    for text, field in OUT_OF_RANGE:
+        await phone.send_raw(text)
+        error = await phone.expect("error")
+        assert error["code"] == "invalid_frame" and field in error["message"], (text, error)
+        await phone.sync()
+    # Large but in range: nothing to acknowledge that far, so nothing happens.
+    for seq in (2**31, 2**40, 2**63 - 1):
+        await phone.ack(seq)
+        await phone.send({"type": "hello", "resume_after": seq})
+        await phone.expect("welcome")
+    await phone.sync()
+    assert not [f for f in phone.inbox if f["type"] == "error"], phone.inbox
+    await phone.close()

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,9 @@ CLOSE_REPLACED = 4409
 CLOSE_FLOOD = 4429
 CLOSE_SLOW = 4008
 CLOSE_SHUTDOWN = 1001
-CLOSE_GRACE_S = 10.0
+# How long a closing connection gets to finish the close handshake before it is dropped.
+CLOSE_GRACE_S = 3.0
+REPLAY_PAGE = 500  # frames read per short transaction while replaying
 
 
 class GuardLink:
@@ -45,15 +49,28 @@ class GuardLink:
         self.token_id = token_id
         self.outgoing: deque[tuple[int | None, dict[str, Any]]] = deque()
         self.last_sent_seq = 0
+        self.acked_seq = 0  # the acknowledged point as this connection last stored it
         self.last_frame_at = time.monotonic()
         self.closing: tuple[int, str] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._live = False  # welcome and backlog sent: queued frames may go out
+        self._closer: asyncio.Task[None] | None = None
+        self._live = False  # started: the sender may run
+        self._welcome: dict[str, Any] | None = None  # set until welcome and backlog are sent
+        self._newest_pushed = 0  # highest seq committed for this guard since attaching
+        self._backlog_end = 0  # the guard's last seq when the replay began
 
     # Called by the hub (sync, from after-commit callbacks) and the receive loop.
 
     def push(self, seq: int, frame: dict[str, Any]) -> None:
-        self._put((seq, frame))
+        self._newest_pushed = max(self._newest_pushed, seq)
+        if not self._live:
+            return  # the replay will read it back from the database
+        if self._welcome is None:
+            self._put((seq, frame))
+        elif seq - max(self.last_sent_seq, self._backlog_end) > self.ctx.settings.ws_send_queue:
+            # Replaying (which reads it back): a phone that falls a queue's worth of new
+            # frames behind meanwhile is as slow as one whose queue overflows.
+            self.close(CLOSE_SLOW, "slow consumer: reconnect and resume")
 
     def reply(self, frame: dict[str, Any]) -> None:
         """A frame without seq (welcome, pong, error): best effort, in order with the rest."""
@@ -69,59 +86,72 @@ class GuardLink:
         self._wake_sender()
 
     def _wake_sender(self) -> None:
-        if self._live and self.outgoing and (self._sender is None or self._sender.done()):
+        if (
+            self._live
+            and self.closing is None
+            and (self.outgoing or self._welcome is not None)
+            and (self._sender is None or self._sender.done())
+        ):
             self._sender = asyncio.get_running_loop().create_task(
                 self._drain(), name=f"guard-sender-{self.guard_id}"
             )
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the connection to close (from any task); the sender does it in order."""
+        """Ask the connection to close (from any task); queued frames are dropped."""
         if self.closing is not None:
             return
         self.closing = (code, reason)
-        if self._sender is not None and not self._sender.done():
-            self._sender.cancel()
-        else:
-            asyncio.get_running_loop().create_task(self._close_now())
+        loop = asyncio.get_running_loop()
+        self._closer = loop.create_task(self._close_now(), name=f"guard-close-{self.guard_id}")
+        # A peer that does not read never answers the close frame, and closing a transport
+        # waits for its buffer to drain: without this its socket would stay open for good.
+        loop.call_later(CLOSE_GRACE_S, _abort, self.ws)
 
     async def _close_now(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sender
         code, reason = self.closing or (1000, "")
         with contextlib.suppress(Exception):
             if self.ws.application_state == WebSocketState.CONNECTED:
-                # A stalled reader may never let the close frame out: bound the wait.
-                await asyncio.wait_for(self.ws.close(code, reason), CLOSE_GRACE_S)
+                # Waits while the peer does not read; the abort after the grace ends it.
+                await asyncio.wait_for(self.ws.close(code, reason), 2 * CLOSE_GRACE_S)
 
     # Sending.
 
     async def start(self, resume_after: int | None) -> int:
-        """Send `welcome` and the unacknowledged frames, then let queued frames go out.
+        """Have the sender send `welcome` and every unacknowledged frame, then the rest.
 
-        Call after attaching to the hub, so nothing committed meanwhile is missed: what
-        is both queued and replayed is sent once (by seq).
+        Call after attaching to the hub, so nothing committed meanwhile is missed. The
+        resume point acknowledges what the phone already has (never past what exists).
         """
         async with self.ctx.db.transaction(readonly=True) as session:
             last_seq, acked = await outbox.channel_state(session, self.guard_id)
-            after = max(acked, resume_after or 0)
-            backlog = await outbox.pending(session, self.guard_id, after)
-        await self._send(
-            {
-                "type": "welcome",
-                "guard_id": self.guard_id,
-                "server_time": self.ctx.clock.now().isoformat().replace("+00:00", "Z"),
-                "last_seq": last_seq,
-                "resumed_after": after,
-            }
-        )
-        self.last_sent_seq = after
-        for frame in backlog:
-            await self._send(frame)
-            self.last_sent_seq = frame["seq"]
+        resumed = min(resume_after or 0, last_seq)
+        if resumed > acked:
+            async with self.ctx.db.transaction(serial=False) as session:
+                await outbox.acknowledge(session, self.guard_id, resumed)
+        after = max(acked, resumed)
+        self.acked_seq = self.last_sent_seq = after
+        self._backlog_end = last_seq
+        self._welcome = {
+            "type": "welcome",
+            "guard_id": self.guard_id,
+            "server_time": self.ctx.clock.now().isoformat().replace("+00:00", "Z"),
+            "last_seq": last_seq,
+            "resumed_after": after,
+        }
         self._live = True
         self._wake_sender()
         return after
 
     async def _drain(self) -> None:
         try:
+            if self._welcome is not None:
+                await self._send(self._welcome)
+                await self._catch_up()
+                self._welcome = None  # no await since the last check: nothing slips by
             while self.outgoing:
                 seq, frame = self.outgoing.popleft()
                 if seq is None:
@@ -131,8 +161,6 @@ class GuardLink:
                     self.last_sent_seq = seq
                 elif seq > self.last_sent_seq:
                     await self._catch_up()
-        except asyncio.CancelledError:
-            await self._close_now()
         except Exception:
             log.info(
                 "guard %s send failed; connection gone",
@@ -141,18 +169,47 @@ class GuardLink:
             )
 
     async def _catch_up(self) -> None:
-        async with self.ctx.db.transaction(readonly=True) as session:
-            missing = await outbox.pending(session, self.guard_id, self.last_sent_seq)
-        for frame in missing:
-            await self._send(frame)
-            self.last_sent_seq = frame["seq"]
+        """Send every stored frame after `last_sent_seq`, a page per short transaction,
+        until nothing committed since attaching is left unsent."""
+        while self.closing is None:
+            async with self.ctx.db.transaction(readonly=True) as session:
+                acked, page = await outbox.pending(
+                    session, self.guard_id, self.last_sent_seq, REPLAY_PAGE
+                )
+            # Acknowledged elsewhere (a newer connection of the same guard): not resent.
+            self.last_sent_seq = max(self.last_sent_seq, acked)
+            for frame in page:
+                await self._send(frame)
+                self.last_sent_seq = frame["seq"]
+            if len(page) < REPLAY_PAGE and self._newest_pushed <= self.last_sent_seq:
+                return
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
 
     async def stop(self) -> None:
+        """Stop sending; if a close was asked for, wait until its frame is out (bounded)."""
         self._live = False
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._closer
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drop the TCP connection under `ws` at once (a reset), unless it is already gone."""
+    # uvicorn's websocket protocol owns `receive` and holds the transport.
+    protocol = getattr(getattr(ws, "_receive", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is None or getattr(protocol, "disconnected", True):
+        return
+    with contextlib.suppress(Exception):
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: the kernel frees the socket and its buffers now, instead of
+            # probing a peer that does not read for minutes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

@@ -7,6 +7,7 @@ clients that cannot set headers, in the first frame (`hello {token}`), never in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ router = APIRouter()
 
 HELLO_GRACE_S = 2.0  # header-authenticated clients may still send hello {resume_after}
 YIELD_EVERY = 16  # frames handled back to back before the receive loop yields
+ACK_MAX_CHARS = 100  # an ack is ~40 characters: only frames this short may skip the limit
+FLOOD_FACTOR = 10  # frames dropped, in bursts' worth, before a flooding socket is closed
 
 
 def origin_allowed(origin: str | None, allowed: list[str], host: str | None = None) -> bool:
@@ -154,10 +157,11 @@ class GuardSession:
             pass
         finally:
             ctx.hub.detach_guard(link)
-            await link.stop()
             ctx.metrics.guard_connections.dec()
             if ctx.hub.guard_link(link.guard_id) is None:
                 ctx.live.mark_stale(self.entry)
+            # Returning before the close frame is out would drop the connection (1006).
+            await link.stop()
 
     def _allow(self) -> bool:
         """Token bucket per connection: a flood is throttled and, if it goes on, closed."""
@@ -168,12 +172,14 @@ class GuardSession:
             self._tokens + (now - self._refilled) * settings.ws_frames_per_s,
         )
         self._refilled = now
+        if self._tokens >= settings.ws_frame_burst:
+            # Only a full bucket forgives: a client kept just above the rate still floods.
+            self._dropped = 0
         if self._tokens >= 1:
             self._tokens -= 1
-            self._dropped = 0
             return True
         self._dropped += 1
-        if self._dropped > 10 * settings.ws_frame_burst:
+        if self._dropped > FLOOD_FACTOR * settings.ws_frame_burst:
             self.link.close(CLOSE_FLOOD, "too many frames")
         elif now - self._last_throttle_notice >= 1.0:
             self._last_throttle_notice = now
@@ -188,7 +194,13 @@ class GuardSession:
 
     async def _handle(self, text: str) -> None:
         self.link.last_frame_at = time.monotonic()
-        if not self._allow():
+        frame: Any = None
+        if len(text) <= ACK_MAX_CHARS:
+            with contextlib.suppress(frames.FrameError):
+                frame = frames.parse(text)
+        # Acks skip the limit (acking a long replay must not be throttled); they are
+        # cheap: one stops costing a write once the acknowledged point stops moving.
+        if not isinstance(frame, frames.Ack) and not self._allow():
             return
         limit = self.ctx.settings.ws_max_frame_bytes
         if len(text) > limit:
@@ -200,9 +212,9 @@ class GuardSession:
                 }
             )
             return
-        frame: Any = None
         try:
-            frame = frames.parse(text)
+            if frame is None:
+                frame = frames.parse(text)
             await guard_actions.handle(self.ctx, self.link, self.entry, self.principal, frame)
         except frames.FrameError as exc:
             self._count(frame, exc.code)

@@ -71,9 +71,9 @@ async def channel_state(session: AsyncSession, guard_id: str) -> tuple[int, int]
 
 
 async def pending(
-    session: AsyncSession, guard_id: str, after_seq: int, limit: int = 500
-) -> list[dict[str, Any]]:
-    """Unacknowledged frames with seq > after_seq, in order."""
+    session: AsyncSession, guard_id: str, after_seq: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(acked_seq, up to `limit` unacknowledged frames with seq > after_seq, in order)."""
     _, acked = await channel_state(session, guard_id)
     rows = await session.scalars(
         select(GuardMessage.frame)
@@ -81,7 +81,7 @@ async def pending(
         .order_by(GuardMessage.seq)
         .limit(limit)
     )
-    return list(rows.all())
+    return acked, list(rows.all())
 
 
 async def prune(session: AsyncSession, older_than: dt.datetime) -> int:
