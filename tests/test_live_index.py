@@ -249,4 +249,4 @@ def test_a_registry_update_keeps_the_entry_a_socket_holds():
         "g0001"
     ]
     index.remove("g0000")
-    assert len(index) == 1 and sum(map(len, index._cells.values())) == 1
+    assert len(index) == 1 and sum(len(c[1]) for c in index._cells.values()) == 1

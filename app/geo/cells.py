@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from app.geo.distance import METRES_PER_DEGREE_LAT
+from app.geo.distance import EARTH_RADIUS_M, METRES_PER_DEGREE_LAT
 
 # key = row * ROW + column; |column| < 2**23 (4.0 M columns for the smallest 10 m cells, plus a
 # search's overhang past the seam), so keys are unique ints, cheaper to hash than tuples.
@@ -42,6 +42,7 @@ BAND_SLACK = 1.002
 MAX_WALK_ANGLE = 0.1  # radians (637 km)
 _DEG = 180.0 / math.pi
 _EPS_DEG = 1e-9
+_PER_RADIUS = 1.0 / EARTH_RADIUS_M
 
 
 class Grid:
@@ -66,10 +67,11 @@ class Grid:
         return math.floor(lat / self.cell_deg) * ROW + column
 
     def walks(
-        self, lat: float, lon: float, x: float, y: float, cos_lat: float, angle: float
+        self, lat: float, lon: float, x: float, y: float, z: float, angle: float
     ) -> tuple[RingWalk, ...] | None:
-        """The ring walks that together cover every point within `angle` radians of (lat, lon);
-        None when the angle is too wide for them to be exact (scan every cell instead)."""
+        """The ring walks that together cover every point within `angle` radians of (lat, lon),
+        whose earth-centred position is (x, y, z); None when the angle is too wide for them to
+        be exact (scan every cell instead)."""
         if angle > MAX_WALK_ANGLE:
             return None
         reach_deg = angle * _DEG + _EPS_DEG
@@ -77,7 +79,7 @@ class Grid:
         south = lat - reach_deg < -BAND_LAT
         if abs(lat) - reach_deg > BAND_LAT:  # the disc lies wholly in one cap
             return (self._cap(NORTH if north else SOUTH, x, y),)
-        band = self._band(lat, lon, cos_lat, angle, reach_deg)
+        band = self._band(lat, lon, x, y, z, angle)
         if band is None:
             return None
         if north:
@@ -93,7 +95,7 @@ class Grid:
         return RingWalk(base, ci, cj, size, size, u - ci, v - cj, 0)
 
     def _band(
-        self, lat: float, lon: float, cos_lat: float, angle: float, reach_deg: float
+        self, lat: float, lon: float, x: float, y: float, z: float, angle: float
     ) -> RingWalk | None:
         # Why the band's plane may stand in for the chord: for a point within angle δ of the
         # query (haversine), 4 sin²(δ/2) = 4 sin²(Δφ/2) + cos φq cos φ · 4 sin²(Δλ/2), where
@@ -101,12 +103,14 @@ class Grid:
         # columns scaled by sqrt(cos φq c_min) gives at most δ / sqrt(1 - Λ²/12), Λ bounding
         # |Δφ| and |Δλ|; and the arc δ exceeds its chord by under 0.042 % while δ ≤ 0.1. With
         # Λ ≤ 0.1 the two together stay under BAND_SLACK.
-        c_min = math.cos(min(abs(lat) + reach_deg, BAND_LAT) / _DEG)
-        scale = math.sqrt(max(cos_lat, 0.0) * c_min)
-        # |Δλ| ≤ 2 asin(sin(δ/2) / scale) ≤ π sin(δ/2) / scale
-        max_dlon = math.pi * math.sin(angle / 2) / scale if scale > 0 else math.inf
-        if max_dlon > MAX_WALK_ANGLE:
+        cos_lat = math.sqrt(x * x + y * y) * _PER_RADIUS
+        # cos(|φq| + δ) ≥ cos φq (1 - δ²/2) - sin|φq| δ: a lower bound without trigonometry.
+        c_min = max(cos_lat * (1.0 - angle * angle / 2) - abs(z) * _PER_RADIUS * angle, 0.5)
+        scale = math.sqrt(cos_lat * c_min)
+        # |Δλ| ≤ 2 asin(sin(δ/2) / scale) ≤ π (δ/2) / scale
+        if scale * MAX_WALK_ANGLE < math.pi * angle / 2:
             return None
+        max_dlon = math.pi * angle / 2 / scale
         u, v = lat / self.cell_deg, (lon + 180.0) / self.column_deg
         ci, cj = math.floor(u), math.floor(v)
         # Columns the walk may reach either side; past the seam they wrap round the globe.

@@ -12,17 +12,21 @@ metres on the spherical Earth, at every latitude.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import insort
 from collections.abc import Callable, Iterator
+from math import cos, sin
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from app.geo.cells import BAND_SLACK, Grid
-from app.geo.distance import EARTH_RADIUS_M, arc_m, chord_sq_m, surface_xyz
+from app.geo.distance import EARTH_RADIUS_M, surface_xyz
 
-# A guard in a cell: its earth-centred position, packed beside it so a query reads the
-# coordinates without visiting the guard's object (most guards a query sees are too far).
-_Placed = tuple[float, float, float, "GuardEntry"]
+# A cell: its guards' earth-centred positions packed side by side (x, y, z for each, in
+# metres), and the guards in the same order. A query reads the packed coordinates and never
+# touches a guard's object unless it is among the nearest: most guards a query sees are too
+# far, and touching each one's object (even to count a reference) costs a cache miss.
+_Cell = tuple[array, list["GuardEntry"]]
 _RAD = math.pi / 180.0
 
 
@@ -139,7 +143,7 @@ class LiveIndex:
         self.entries: dict[str, GuardEntry] = {}
         self.changed: set[str] = set()  # bounded by the number of guards
         self._grid = Grid(cell_m)
-        self._cells: dict[int, list[_Placed]] = {}
+        self._cells: dict[int, _Cell] = {}
         # A walk that has visited more cells than this (None: twice the occupied cells, at
         # least 256) stops and scans every occupied cell instead: a search over an empty
         # region or a very wide radius costs at most about one pass over the index.
@@ -224,26 +228,32 @@ class LiveIndex:
         x, y, z = surface_xyz(lat, lon)
         key = self._grid.key(lat, lon, x, y)
         if entry.cell == key:
-            self._cells[key][entry.slot] = (x, y, z, entry)
+            xyz = self._cells[key][0]
+            at = 3 * entry.slot
+            xyz[at], xyz[at + 1], xyz[at + 2] = x, y, z
             return
         self._unplace(entry)
         cell = self._cells.get(key)
         if cell is None:
-            cell = self._cells[key] = []
-        entry.slot = len(cell)
-        cell.append((x, y, z, entry))
+            cell = self._cells[key] = (array("d"), [])
+        xyz, entries = cell
+        entry.slot = len(entries)
+        xyz.extend((x, y, z))
+        entries.append(entry)
         entry.cell = key
 
     def _unplace(self, entry: GuardEntry) -> None:
         """Take the guard out of its cell by moving the cell's last guard into its slot."""
         if entry.cell is None:
             return
-        cell = self._cells[entry.cell]
-        last = cell.pop()
-        if last[3] is not entry:
-            cell[entry.slot] = last
-            last[3].slot = entry.slot
-        elif not cell:
+        xyz, entries = self._cells[entry.cell]
+        last = entries.pop()
+        if last is not entry:
+            slot = last.slot = entry.slot
+            entries[slot] = last
+            xyz[3 * slot : 3 * slot + 3] = xyz[-3:]
+        del xyz[-3:]
+        if not entries:
             del self._cells[entry.cell]
         entry.cell = None
 
@@ -260,19 +270,22 @@ class LiveIndex:
         """Up to k dispatchable guards within radius_m, nearest first (ties by guard id)."""
         if k <= 0:
             return []
+        # surface_xyz and chord_sq_m, inline: this is the service's hottest path.
         phi, lmb = lat * _RAD, lon * _RAD
-        cos_lat = math.cos(phi)
-        qx, qy = EARTH_RADIUS_M * cos_lat * math.cos(lmb), EARTH_RADIUS_M * cos_lat * math.sin(lmb)
-        qz = EARTH_RADIUS_M * math.sin(phi)
+        r = EARTH_RADIUS_M * cos(phi)
+        qx, qy, qz = r * cos(lmb), r * sin(lmb), EARTH_RADIUS_M * sin(phi)
+        angle = radius_m / EARTH_RADIUS_M
+        radius_sq = bound_sq = (EARTH_RADIUS_M * 2.0 * sin(min(angle, math.pi) / 2.0)) ** 2
         fresh_after = now - self.freshness_s
-        radius_sq = bound_sq = chord_sq_m(radius_m)
-        ready: list[tuple[float, str, GuardEntry]] = []  # (chord², id, guard), nearest first
+        # (chord², id, guard): the k nearest so far, nearest first
+        ready: list[tuple[float, str, GuardEntry]] = []
         cells = self._cells
+        get = cells.get
         budget = self.scan_after_cells
         if budget is None:
             budget = max(256, 2 * len(cells))
         visited = 0
-        walks = self._grid.walks(lat, lon, qx, qy, cos_lat, radius_m / EARTH_RADIUS_M)
+        walks = self._grid.walks(lat, lon, qx, qy, qz, angle)
         for walk in walks or ():
             ring = 0
             # The slack makes the plane's reach cover the chord (see app.geo.cells).
@@ -281,17 +294,23 @@ class LiveIndex:
                 visited += len(keys)
                 if visited > budget:
                     break
-                near: list[tuple[float, GuardEntry]] = []
+                near: list[tuple[float, int, list[GuardEntry]]] = []
                 append = near.append
                 for key in keys:
-                    cell = cells.get(key)
+                    cell = get(key)
                     if cell is None:
                         continue
-                    for x, y, z, entry in cell:
-                        dx, dy, dz = x - qx, y - qy, z - qz
+                    xyz, entries = cell
+                    packed = iter(xyz)
+                    for slot, x, y, z in zip(
+                        range(len(entries)), packed, packed, packed, strict=True
+                    ):
+                        dx = x - qx
+                        dy = y - qy
+                        dz = z - qz
                         d_sq = dx * dx + dy * dy + dz * dz
                         if d_sq <= bound_sq:
-                            append((d_sq, entry))
+                            append((d_sq, slot, entries))
                 if near:
                     bound_sq = _admit(near, ready, k, bound_sq, now, fresh_after, accept)
             else:
@@ -300,20 +319,21 @@ class LiveIndex:
         else:
             if walks is not None:
                 self.cells_visited = visited
-                return _answer(ready, k)
+                return _answer(ready)
         # Too wide for a walk, or the walk found too little too far out: one pass over every
         # occupied cell, which bounds the cost by the size of the index.
         ready.clear()
         near = []
-        for cell in cells.values():
-            for x, y, z, entry in cell:
+        for xyz, entries in cells.values():
+            packed = iter(xyz)
+            for slot, x, y, z in zip(range(len(entries)), packed, packed, packed, strict=True):
                 dx, dy, dz = x - qx, y - qy, z - qz
                 d_sq = dx * dx + dy * dy + dz * dz
                 if d_sq <= radius_sq:
-                    near.append((d_sq, entry))
+                    near.append((d_sq, slot, entries))
         _admit(near, ready, k, radius_sq, now, fresh_after, accept)
         self.cells_visited = visited + len(cells)
-        return _answer(ready, k)
+        return _answer(ready)
 
     def within(
         self,
@@ -334,7 +354,7 @@ _DISTANCE = itemgetter(0)
 
 
 def _admit(
-    near: list[tuple[float, GuardEntry]],
+    near: list[tuple[float, int, list[GuardEntry]]],
     ready: list[tuple[float, str, GuardEntry]],
     k: int,
     bound_sq: float,
@@ -342,22 +362,48 @@ def _admit(
     fresh_after: float,
     accept: Callable[[GuardEntry], bool] | None,
 ) -> float:
-    """Add the dispatchable guards among `near` (all within the bound) to `ready`; the new
-    bound: the k-th nearest once k are in hand, since nothing farther can enter."""
-    # Nearest first, look at each guard only until k are in hand.
-    near.sort(key=_DISTANCE)
-    for d_sq, entry in near:
-        if len(ready) >= k and d_sq > ready[k - 1][0]:
+    """Add the dispatchable guards among `near` (all within the bound) to `ready`, which
+    stays the k nearest so far; the new bound: the k-th nearest once k are in hand, since
+    nothing farther can enter."""
+    near.sort(key=_DISTANCE)  # nearest first: look at each guard only until k are in hand
+    kth = ready[-1][0] if len(ready) >= k else bound_sq
+    for d_sq, slot, entries in near:
+        if d_sq > kth:
             break
+        entry = entries[slot]
         if (
             entry.ready_until > now
             and entry.seen_at >= fresh_after
             and (accept is None or accept(entry))
         ):
-            insort(ready, (d_sq, entry.guard_id, entry))
-    return ready[k - 1][0] if len(ready) >= k else bound_sq
+            item = (d_sq, entry.guard_id, entry)
+            if not ready or d_sq > ready[-1][0]:
+                ready.append(item)  # the usual case: candidates come nearest first
+            else:
+                insort(ready, item)  # ties go by guard id
+            if len(ready) >= k:
+                if len(ready) > k:
+                    ready.pop()
+                kth = ready[-1][0]
+    return kth
 
 
-def _answer(ready: list[tuple[float, str, GuardEntry]], k: int) -> list[Nearby]:
-    new = tuple.__new__
-    return [new(Nearby, (entry, arc_m(d_sq))) for d_sq, _, entry in ready[:k]]
+_DIAMETER = 2.0 * EARTH_RADIUS_M
+_DIAMETER_SQ = _DIAMETER * _DIAMETER
+_HALF_ROUND = math.pi * EARTH_RADIUS_M
+
+
+def _answer(ready: list[tuple[float, str, GuardEntry]]) -> list[Nearby]:
+    """The k nearest with their great-circle distances (an antipode's chord may round past
+    the diameter, out of asin's domain)."""
+    new, asin, sqrt, per_diameter = tuple.__new__, math.asin, math.sqrt, 1.0 / _DIAMETER
+    return [
+        new(
+            Nearby,
+            (
+                entry,
+                _DIAMETER * asin(sqrt(d_sq) * per_diameter) if d_sq < _DIAMETER_SQ else _HALF_ROUND,
+            ),
+        )
+        for d_sq, _, entry in ready
+    ]
