@@ -17,6 +17,7 @@ from app.realtime.hub import Hub
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.dispatch.availability import AvailabilityWatch
     from app.dispatch.timers import Scheduler
     from app.integrations.delivery import WebhookSender
     from app.realtime.positions import PositionWriter
@@ -37,6 +38,7 @@ class AppContext:
     principals: PrincipalCache
     # Built right after the context, because they need it.
     scheduler: Scheduler = field(init=False)
+    availability: AvailabilityWatch = field(init=False)
     positions: PositionWriter = field(init=False)
     webhooks: WebhookSender = field(init=False)
     positions_feed: PositionsFeed = field(init=False)

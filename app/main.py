@@ -24,7 +24,7 @@ from app.clock import Clock
 from app.console.routes import install_console
 from app.context import AppContext
 from app.db import Database
-from app.dispatch import escalation, offers, roster
+from app.dispatch import availability, escalation, offers, roster
 from app.dispatch.engine import OFFER_EXPIRY
 from app.dispatch.timers import Scheduler
 from app.events.log import EventLog
@@ -74,9 +74,14 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ctx.events.outbox_writers.append(WebhookOutbox(ctx))
     ctx.positions = PositionWriter(ctx)
     ctx.positions_feed = PositionsFeed(ctx)
+    ctx.availability = availability.AvailabilityWatch(ctx)
     ctx.scheduler = Scheduler(
         ctx,
-        {OFFER_EXPIRY: offers.expire, escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline},
+        {
+            OFFER_EXPIRY: offers.expire,
+            escalation.ON_SCENE_DEADLINE: escalation.on_scene_deadline,
+            availability.GUARD_LOST: availability.guard_lost,
+        },
     )
     return ctx
 
@@ -127,6 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             await load_jurisdictions(ctx)
             log.info("live index rebuilt with %d on-duty guards", await roster.rebuild(ctx))
+            log.info("%d unstaffed incidents to offer again", await ctx.availability.load())
         except DBAPIError:
             log.error("database not migrated or unreachable; /readyz will say so")
         _settle_garbage_collector()
@@ -137,6 +143,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(housekeeping.idle_loop(ctx), name="idle-sweep"),
             asyncio.create_task(housekeeping.prune_loop(ctx), name="prune"),
             asyncio.create_task(ctx.webhooks.run(), name="webhooks"),
+            asyncio.create_task(ctx.availability.run(), name="restaffing"),
         ]
         try:
             yield

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from sqlalchemy import select
+
+from app.models import Timer
 from tests.harness import Harness
 from tests.phones import guard_at, offset
 
@@ -448,3 +452,70 @@ async def test_incident_assigned_is_recorded_once_per_assignment(
     assert sorted(e["data"]["guard_id"] for e in assigned) == sorted(p.id for p in phones)
     for phone in phones:
         await phone.close()
+
+
+async def test_an_unstaffed_incident_is_offered_again_when_a_guard_becomes_available(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    incident = await harness.make_incident(area, priority=3)
+    assert incident["unstaffed"] is True
+    first = await guard_at(harness, offset(area, north_m=2500))  # within the last wave (3 km)
+    offer = await first.expect("offer")
+    assert offer["incident"]["id"] == incident["id"] and offer["wave"] == 2
+    await first.send({"type": "offer.decline", "offer_id": offer["offer_id"]})
+    await first.quiet("offer", within=1.5)  # who refused it is not asked again
+    second = await guard_at(harness, offset(area, north_m=300))
+    offer = await second.expect("offer")
+    await second.send({"type": "offer.accept", "offer_id": offer["offer_id"]})
+    await second.expect("assignment")
+    detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert detail["status"] == "assigned" and detail["unstaffed"] is False
+    for phone in (first, second):
+        await phone.close()
+
+
+async def test_an_operator_stops_the_re_offering_by_ending_the_incident(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    incident = await harness.make_incident(area, priority=3)
+    assert incident["unstaffed"] is True
+    cancelled = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/cancel", {}, role="operator"
+    )
+    assert cancelled.status_code == 200
+    phone = await guard_at(harness, offset(area, north_m=100))
+    await phone.quiet("offer", within=1.5)
+    await phone.close()
+
+
+async def test_an_assigned_guard_whose_phone_stays_away_is_flagged_to_operators(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phone = await guard_at(harness, offset(area, north_m=100))
+    incident = await harness.make_incident(area, priority=3)
+    offer = await phone.expect("offer")
+    await phone.send({"type": "offer.accept", "offer_id": offer["offer_id"]})
+    await phone.expect("assignment")
+    await phone.close()
+    async with asyncio.timeout(5):  # the durable timer is written once the socket is gone
+        while not await _timer(harness, "guard_lost", phone.id):
+            await asyncio.sleep(0.02)
+    harness.clock.advance(30)
+    await harness.ctx.scheduler.fire_due()
+    assert "assignment.guard_lost" not in [
+        e["type"] for e in await timeline(harness, incident["id"])
+    ]
+    harness.clock.advance(31)
+    await harness.ctx.scheduler.fire_due()
+    [lost] = [
+        e for e in await timeline(harness, incident["id"]) if e["type"] == "assignment.guard_lost"
+    ]
+    assert lost["data"]["guard_id"] == phone.id
+
+
+async def _timer(harness: Harness, kind: str, subject_id: str) -> bool:
+    async with harness.ctx.db.transaction(readonly=True) as session:
+        found = await session.scalar(
+            select(Timer.id).where(Timer.kind == kind, Timer.subject_id == subject_id)
+        )
+    return found is not None

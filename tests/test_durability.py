@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from app.models import Event, GuardEngagement, Incident, Offer
 from tests.conftest import PG_URL
-from tests.harness import SECRET, Harness, fresh_database
+from tests.harness import SECRET, Harness, fresh_database, start_harness
 from tests.phones import Phone, guard_at, offset
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -121,6 +121,27 @@ async def test_a_late_accept_that_loses_the_seat_is_withdrawn_and_that_stands(
     await late.quiet("offer.withdrawn", within=0.3)  # never a second, "expired"
     for phone in phones:
         await phone.close()
+
+
+async def test_after_a_restart_a_guard_is_dispatchable_only_once_its_phone_reconnects(
+    database_url: str, area: tuple[float, float]
+) -> None:
+    async with start_harness(database_url) as first:
+        phone = await guard_at(first, offset(area, north_m=100))
+        await phone.close()
+        await first.ctx.positions.flush()
+    params = {"lat": area[0], "lon": area[1], "radius_m": 500}
+    async with start_harness(database_url) as second:
+        assert second.ctx.live.get(phone.id) is not None  # restored, but no socket yet
+        nearby = (await second.get("/api/v1/guards/nearby", params=params)).json()
+        assert nearby["items"] == []
+        incident = await second.make_incident(area, priority=4)
+        assert incident["unstaffed"] is True  # not offered to a guard with no phone
+        back = Phone(second, phone.guard, phone.token)
+        await back.connect()  # connected again: dispatchable, and offered what was unstaffed
+        offer = await back.expect("offer")
+        assert offer["incident"]["id"] == incident["id"]
+        await back.close()
 
 
 def _free_port() -> int:

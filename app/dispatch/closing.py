@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import after_commit
 from app.dispatch import assignments, decisions, escalation, offers, timers
 from app.incidents.service import change_status
 from app.models import Incident
@@ -35,3 +36,5 @@ async def end(
     await assignments.clear_all(session, ctx, incident, note=note or target, actor=actor)
     # Nothing is left to escalate for: the on-scene deadline would only add noise.
     await timers.cancel(session, escalation.ON_SCENE_DEADLINE, incident.id)
+    incident_id = incident.id
+    after_commit(session, lambda: ctx.availability.forget(incident_id))

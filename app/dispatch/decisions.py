@@ -117,3 +117,19 @@ def within_m(lat1: float, lon1: float, lat2: float, lon2: float, radius_m: float
     dy = (lat2 - lat1) * 111_195.0
     dx = (lon2 - lon1) * 111_195.0 * math.cos(math.radians((lat1 + lat2) / 2))
     return dx * dx + dy * dy <= (radius_m * 1.01) ** 2
+
+
+@dataclass(frozen=True, slots=True)
+class Unstaffed:
+    """An incident whose waves ran out, as the re-offering pass sees it."""
+
+    incident_id: str
+    lat: float
+    lon: float
+    radius_m: float
+    required_skills: frozenset[str]
+
+
+def unstaffed(incident_id: str, lat: float, lon: float, policy: Policy, wave: int) -> Unstaffed:
+    """Re-offered within its last radius to guards with the policy's required skills."""
+    return Unstaffed(incident_id, lat, lon, wave_radius(policy, wave), policy.required_skills)

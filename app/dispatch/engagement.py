@@ -122,3 +122,5 @@ def _flag(ctx: AppContext, guard_id: str, activity: str | None, incident_id: str
     entry = ctx.live.get(guard_id)
     if entry is not None:
         ctx.live.engage(entry, activity, incident_id)
+    if activity is None:
+        ctx.availability.poke()  # free again: an unstaffed incident may want them

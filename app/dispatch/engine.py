@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dispatch import engagement, escalation, matching, timers
+from app.db import after_commit
+from app.dispatch import decisions, engagement, escalation, matching, timers
 from app.dispatch.policy import Policy, policy_for
 from app.ids import new_id
 from app.incidents.service import change_status
@@ -35,12 +36,7 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
     """Send the next wave when guards are still needed and no offer is pending."""
     if not _needs_guards(incident):
         return
-    pending = await session.scalar(
-        select(func.count())
-        .select_from(Offer)
-        .where(Offer.incident_id == incident.id, Offer.outcome.is_(None))
-    )
-    if pending:
+    if await _pending(session, incident.id):
         return
     await _waves(session, ctx, incident, refused=await _refused(session, incident.id))
 
@@ -61,7 +57,9 @@ async def _waves(
 
 
 def _needs_guards(incident: Incident) -> bool:
-    return incident.status in STAFFABLE and incident.assigned_count < incident.required_guards
+    return decisions.needs_guards(
+        incident.status, incident.assigned_count, incident.required_guards
+    )
 
 
 async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
@@ -74,10 +72,49 @@ async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
     return set(rows.all())
 
 
+async def restaff(
+    session: AsyncSession, ctx: AppContext, incident_id: str
+) -> tuple[int, frozenset[str]] | None:
+    """Offer an unstaffed incident again, within its last radius, to guards free now.
+
+    Returns how many offers went out and who refused it (not asked again); None once the
+    incident no longer needs re-offering (staffed, ended, or an operator stopped it).
+    """
+    incident = await session.get(Incident, incident_id, with_for_update=True)
+    if incident is None or not decisions.may_restaff(
+        incident.status, incident.unstaffed, incident.assigned_count, incident.required_guards
+    ):
+        return None
+    policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
+    pending = await _pending(session, incident.id)
+    refused = await _refused(session, incident.id)
+    target = decisions.wave_target(
+        policy, incident.required_guards, incident.assigned_count, pending
+    )
+    sent = await _send_wave(session, ctx, incident, policy, refused, target=target)
+    return sent, frozenset(refused)
+
+
+async def _pending(session: AsyncSession, incident_id: str) -> int:
+    """Open offers of the incident."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Offer)
+        .where(Offer.incident_id == incident_id, Offer.outcome.is_(None))
+    )
+    return int(count or 0)
+
+
 async def _send_wave(
-    session: AsyncSession, ctx: AppContext, incident: Incident, policy: Policy, refused: set[str]
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    policy: Policy,
+    refused: set[str],
+    *,
+    target: int | None = None,
 ) -> int:
-    radius = policy.radii_m[incident.wave - 1]
+    radius = decisions.wave_radius(policy, incident.wave)
     needed = incident.required_guards - incident.assigned_count
     now = ctx.clock.now()
     nearby = ctx.live.within(
@@ -88,7 +125,8 @@ async def _send_wave(
         accept=lambda entry: entry.guard_id not in refused,
     )
     ranked = matching.rank(nearby, policy)
-    target = matching.offers_for_wave(policy, needed)
+    if target is None:
+        target = decisions.wave_target(policy, incident.required_guards, incident.assigned_count)
     offered: list[str] = []
     for candidate in ranked:
         if len(offered) >= target:
@@ -182,3 +220,6 @@ async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Inci
         },
     )
     await escalation.on_unstaffed(session, ctx, incident)
+    policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
+    item = decisions.unstaffed(incident.id, incident.lat, incident.lon, policy, incident.wave)
+    after_commit(session, lambda: ctx.availability.remember(item))

@@ -40,8 +40,3 @@ def rank(nearby: list[Nearby], policy: Policy) -> list[Candidate]:
         )
     candidates.sort(key=lambda c: (c.missing_preferred, c.eta_s, c.guard_id))
     return candidates
-
-
-def offers_for_wave(policy: Policy, still_needed: int) -> int:
-    """A wave offers the incident to fanout × still-needed guards."""
-    return policy.fanout * max(0, still_needed)

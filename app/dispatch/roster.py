@@ -76,6 +76,7 @@ def _restore(
     """Position, duty and engagement (activity, incident id) as the database has them."""
     activity, incident_id = held if held is not None else (None, None)
     ctx.live.engage(entry, activity, incident_id)
+    _not_connected(ctx, entry)
     if presence is None:
         return
     if (
@@ -113,6 +114,13 @@ async def rebuild(ctx: AppContext) -> int:
     return len(rows)
 
 
+def _not_connected(ctx: AppContext, entry: GuardEntry) -> None:
+    """No socket of this process holds the guard yet: shown offline, never dispatched,
+    until its phone connects (a position from the database is no sign of a live phone)."""
+    if not entry.connected:
+        ctx.live.mark_stale(entry)
+
+
 async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_duty: bool) -> None:
     """Go on or off duty. Off duty declines pending offers; an active assignment refuses it."""
     now = ctx.clock.now()
@@ -147,6 +155,8 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
         entry = ctx.live.get(guard_id)
         if entry is not None:
             ctx.live.set_duty(entry, on_duty)
+        if on_duty:
+            ctx.availability.poke()
 
     after_commit(session, apply)
 

@@ -44,6 +44,8 @@ class Hub:
         self._subscriptions: set[EventSubscription] = set()
         self._event_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._guards: dict[str, GuardLink] = {}
+        # Called with (guard id, connected) when a guard's first socket opens / last closes.
+        self.guard_listeners: list[Callable[[str, bool], None]] = []
 
     # Guard sockets: one live connection per guard, the newest wins.
 
@@ -51,11 +53,18 @@ class Hub:
         """Register `link` as the guard's connection; returns the one it replaces."""
         previous = self._guards.get(link.guard_id)
         self._guards[link.guard_id] = link
+        if previous is None:
+            self._tell(link.guard_id, True)
         return previous if previous is not link else None
 
     def detach_guard(self, link: GuardLink) -> None:
         if self._guards.get(link.guard_id) is link:
             del self._guards[link.guard_id]
+            self._tell(link.guard_id, False)
+
+    def _tell(self, guard_id: str, connected: bool) -> None:
+        for listener in self.guard_listeners:
+            listener(guard_id, connected)
 
     def guard_link(self, guard_id: str) -> GuardLink | None:
         return self._guards.get(guard_id)
