@@ -8,7 +8,6 @@ races (a conditional UPDATE or a primary key says who won); these decide what fo
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -110,13 +109,6 @@ def escalation_when_unstaffed(policy: Policy) -> EscalationCall | None:
 def may_restaff(status: str, unstaffed: bool, assigned: int, required: int) -> bool:
     """An unstaffed incident is offered again to guards who become available."""
     return unstaffed and status in OPEN and needs_guards(status, assigned, required)
-
-
-def within_m(lat1: float, lon1: float, lat2: float, lon2: float, radius_m: float) -> bool:
-    """Cheap pre-check: is the point within `radius_m` (equirectangular, a hair generous)."""
-    dy = (lat2 - lat1) * 111_195.0
-    dx = (lon2 - lon1) * 111_195.0 * math.cos(math.radians((lat1 + lat2) / 2))
-    return dx * dx + dy * dy <= (radius_m * 1.01) ** 2
 
 
 @dataclass(frozen=True, slots=True)
