@@ -232,6 +232,8 @@ def test_no_answer_for_k_zero_or_an_empty_index():
     assert LiveIndex().within(39.12, 117.20, radius_m=1000.0, now=NOW) == []
     index = _index([(39.12, 117.20)], 250.0)
     assert index.nearest(39.12, 117.20, k=0, radius_m=1000.0, now=NOW) == []
+    assert index.nearest(39.12, 117.20, k=5, radius_m=math.nan, now=NOW) == []
+    assert len(index.nearest(39.12, 117.20, k=5, radius_m=math.inf, now=NOW)) == 1
 
 
 def test_a_registry_update_keeps_the_entry_a_socket_holds():
