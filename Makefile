@@ -48,9 +48,12 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.memory --connections 2000
 	$(PY) -m bench.dispatch_latency --db sqlite
 	$(PY) -m bench.webhooks --db sqlite
+	$(PY) -m bench.positions_feed --db sqlite
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check app tests bench migrations
+	$(PY) -m ruff format --check app tests bench migrations
+	$(PY) -m mypy app
 
 migrate: $(VENV)/.installed
 	$(PY) -m app migrate
