@@ -26,11 +26,12 @@ async def handle(
         case frames.Location():
             ctx.positions.ingest(entry, frame)
         case frames.Ping():
+            await link.acks_stored()  # a pong means every earlier frame has been handled
             link.reply(
                 {"type": "pong", "server_time": ctx.clock.now().isoformat().replace("+00:00", "Z")}
             )
         case frames.Ack():
-            await _acknowledge(ctx, link, frame.seq)
+            link.acknowledge(frame.seq)
         case frames.Duty():
             async with ctx.db.transaction() as session:
                 await roster.set_duty(session, ctx, guard_id, frame.on)
@@ -79,7 +80,8 @@ async def handle(
         case frames.Hello():
             # A second hello: its resume point is an acknowledgement; replay already ran.
             if frame.resume_after:
-                await _acknowledge(ctx, link, frame.resume_after)
+                link.acknowledge(frame.resume_after)
+                await link.acks_stored()
             async with ctx.db.transaction(readonly=True) as session:
                 last_seq, _ = await outbox.channel_state(session, guard_id)
             link.reply(
@@ -90,15 +92,3 @@ async def handle(
                     "last_seq": last_seq,
                 }
             )
-
-
-async def _acknowledge(ctx: AppContext, link: GuardLink, seq: int) -> None:
-    """Store a cumulative ack; a write only when it moves the acknowledged point forward."""
-    # Only what this connection sent can be acknowledged on it: a seq beyond that (up to
-    # 2^63) names frames the phone cannot have, and could not be stored anyway.
-    seq = min(seq, link.last_sent_seq)
-    if seq <= link.acked_seq:
-        return
-    async with ctx.db.transaction(serial=False) as session:
-        await outbox.acknowledge(session, link.guard_id, seq)
-    link.acked_seq = max(link.acked_seq, seq)

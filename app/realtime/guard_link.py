@@ -4,6 +4,9 @@ Frames with a `seq` come from the outbox (after commit) and must reach the guard
 order, each once per connection: the sender skips what it already sent and, when it sees
 a gap (two commits racing to the hub), reads the missing frames back from the database.
 The sender runs only while there is something to send: an idle guard costs no task.
+On connect it first replays the backlog a page at a time; frames committed meanwhile are
+read back from the database rather than queued. A closing connection that has not gone
+within a grace is reset, so a phone that stops reading cannot pin a socket.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class GuardLink:
         self.closing: tuple[int, str] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._ack_writer: asyncio.Task[None] | None = None
+        self._ack_target = 0  # the highest ack received, stored by the ack writer
         self._live = False  # started: the sender may run
         self._welcome: dict[str, Any] | None = None  # set until welcome and backlog are sent
         self._newest_pushed = 0  # highest seq committed for this guard since attaching
@@ -71,6 +76,36 @@ class GuardLink:
             # Replaying (which reads it back): a phone that falls a queue's worth of new
             # frames behind meanwhile is as slow as one whose queue overflows.
             self.close(CLOSE_SLOW, "slow consumer: reconnect and resume")
+
+    def acknowledge(self, seq: int) -> None:
+        """A cumulative ack from the phone; stored in the background, coalesced."""
+        # Only what this connection sent can be acknowledged on it: a seq beyond that (up
+        # to 2^63) names frames the phone cannot have, and could not be stored anyway.
+        seq = min(seq, self.last_sent_seq)
+        if seq <= max(self.acked_seq, self._ack_target):
+            return
+        self._ack_target = seq
+        if self._ack_writer is None or self._ack_writer.done():
+            self._ack_writer = asyncio.get_running_loop().create_task(
+                self._write_acks(), name=f"guard-acks-{self.guard_id}"
+            )
+
+    async def acks_stored(self) -> None:
+        """Wait until every ack received so far is stored (or its write failed)."""
+        if self._ack_writer is not None and not self._ack_writer.done():
+            await asyncio.wait([self._ack_writer])
+
+    async def _write_acks(self) -> None:
+        # Acking a long replay frame by frame costs a few writes, not one per frame.
+        try:
+            while self._ack_target > self.acked_seq:
+                target = self._ack_target
+                async with self.ctx.db.transaction(serial=False) as session:
+                    await outbox.acknowledge(session, self.guard_id, target)
+                self.acked_seq = max(self.acked_seq, target)
+        except Exception:
+            self._ack_target = self.acked_seq  # the next ack tries again
+            log.exception("storing guard %s's ack failed", self.guard_id)
 
     def reply(self, frame: dict[str, Any]) -> None:
         """A frame without seq (welcome, pong, error): best effort, in order with the rest."""
@@ -188,12 +223,14 @@ class GuardLink:
         await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
 
     async def stop(self) -> None:
-        """Stop sending; if a close was asked for, wait until its frame is out (bounded)."""
+        """Stop sending, store pending acks, and if a close was asked for, wait until its
+        frame is out (bounded)."""
         self._live = False
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender
+        await self.acks_stored()
         if self._closer is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._closer
