@@ -283,3 +283,42 @@ async def test_each_role_sees_only_what_it_may_do(
     finally:
         await own.close()
         await other.close()
+
+
+async def test_withdraw_an_offer_and_instruct_a_guard(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    scene = offset(SCENE, north_m=3000, east_m=2000)
+    offered = await guard_at(city, offset(scene, north_m=50))
+    working = await guard_at(city, offset(scene, north_m=-8000))
+    try:
+        incident = await city.make_incident(scene, priority=3, description="withdraw check")
+        offer = await offered.expect("offer")
+        job = await city.make_incident(
+            offset(scene, north_m=-8000), priority=4, description="instruction check"
+        )
+        response = await city.post(
+            f"/api/v1/incidents/{job['id']}/assign", {"guard_id": working.id}, role="operator"
+        )
+        assert response.status_code == 201, response.text
+        async with open_console(browser, city, artifacts, "withdraw") as console:
+            await console.sign_in()
+            queue = console.region("Incident queue")
+            detail = console.region("Incident detail")
+            await queue.locator(f"[data-id='{incident['id']}']").click()
+            row = detail.locator(f"tr[data-offer='{offer['offer_id']}']")
+            await row.get_by_role("button", name="Withdraw").click()
+            withdrawn = await offered.expect("offer.withdrawn", offer_id=offer["offer_id"])
+            assert withdrawn["reason"] == "operator"
+            await expect(row).to_contain_text("Withdrawn")
+
+            await queue.locator(f"[data-id='{job['id']}']").click()
+            await expect(detail).to_contain_text("instruction check")
+            await detail.get_by_label("Send instruction").fill("Keep people away from the door")
+            await detail.get_by_role("button", name="Send instruction").click()
+            instruction = await working.expect("instruction")
+            assert instruction["text"] == "Keep people away from the door"
+            await expect(detail.locator(".timeline")).to_contain_text("incident.instruction")
+    finally:
+        await offered.close()
+        await working.close()
