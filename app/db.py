@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 import aiosqlite
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 

@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await load_jurisdictions(ctx)
             log.info("live index rebuilt with %d on-duty guards", await roster.rebuild(ctx))
             log.info("%d unstaffed incidents to offer again", await ctx.availability.load())
-        except DBAPIError:
+        except (DBAPIError, OSError):  # a refused connection is a plain OSError
             log.error("database not migrated or unreachable; /readyz will say so")
         _settle_garbage_collector()
         unwatch_gc = metrics.watch_garbage_collector()
