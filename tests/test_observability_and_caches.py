@@ -22,9 +22,10 @@ def test_gc_pauses_are_counted_per_generation_and_watching_stops():
     assert 'dispatch_gc_pause_seconds_count{generation="2"} 1.0' in text
     assert 'dispatch_gc_pause_seconds_bucket{generation="2",le="+Inf"} 1.0' in text
     gc.collect()  # no longer watched
-    assert 'dispatch_gc_pause_seconds_count{generation="2"} 1.0' in generate_latest(
-        metrics.registry
-    ).decode()
+    assert (
+        'dispatch_gc_pause_seconds_count{generation="2"} 1.0'
+        in generate_latest(metrics.registry).decode()
+    )
 
 
 def test_token_cache_forgets_on_clear_and_refuses_stale_or_expired_answers():
