@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 ACTOR = "system:dispatch"
 OFFER_EXPIRY = "offer_expiry"
-STAFFABLE = ("new", "dispatching", "assigned", "on_scene")
 
 
 async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
