@@ -35,7 +35,7 @@ async def take_seat(session: AsyncSession, incident: Incident, *, grow: bool = F
             "unstaffed": False,
             "assigned_count": Incident.assigned_count + 1,
             "required_guards": func.max(Incident.required_guards, Incident.assigned_count + 1)
-            if session.bind.dialect.name == "sqlite"
+            if session.get_bind().dialect.name == "sqlite"
             else func.greatest(Incident.required_guards, Incident.assigned_count + 1),
         }
     else:

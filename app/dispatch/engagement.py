@@ -30,7 +30,7 @@ async def claim(
     now: dt.datetime,
 ) -> bool:
     """Engage the guard for this offer/assignment; False when someone else holds them."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
         insert(GuardEngagement)
         .values(guard_id=guard_id, incident_id=incident_id, kind=kind, ref_id=ref_id, since=now)

@@ -109,7 +109,7 @@ async def escalate(
         "created_at": now,
         "updated_at": now,
     }
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     inserted = (
         await session.execute(
             insert(Escalation).values(values).on_conflict_do_nothing().returning(Escalation.id)

@@ -137,7 +137,7 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
             assert offer is not None and incident is not None
             if await offers.withdraw(session, ctx, incident, offer, "off_duty", actor):
                 await engine.advance(session, ctx, incident)
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     await session.execute(
         insert(GuardPresence)
         .values(guard_id=guard_id, on_duty=on_duty)

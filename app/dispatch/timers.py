@@ -33,7 +33,7 @@ async def schedule(
     session: AsyncSession, ctx: AppContext, kind: str, subject_id: str, due_at: dt.datetime
 ) -> None:
     """Set (or move) the `kind` timer of `subject_id` to `due_at`."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(Timer).values(kind=kind, subject_id=subject_id, due_at=due_at, attempts=0)
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "subject_id"], set_={"due_at": due_at, "attempts": 0}
