@@ -44,8 +44,3 @@ def chord_sq_m(distance_m: float) -> float:
     """Squared chord, m², of a great-circle distance (the whole diameter beyond half the globe)."""
     angle = min(distance_m / EARTH_RADIUS_M, math.pi)
     return (2.0 * EARTH_RADIUS_M * math.sin(angle / 2.0)) ** 2
-
-
-def arc_m(chord_sq: float) -> float:
-    """Great-circle distance, metres, of a squared chord (m²)."""
-    return 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(chord_sq) / (2.0 * EARTH_RADIUS_M)))
