@@ -519,3 +519,23 @@ async def _timer(harness: Harness, kind: str, subject_id: str) -> bool:
             select(Timer.id).where(Timer.kind == kind, Timer.subject_id == subject_id)
         )
     return found is not None
+
+
+async def test_a_guard_whose_offer_an_operator_withdrew_is_not_asked_again(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    phone = await guard_at(harness, offset(area, north_m=100))
+    incident = await harness.make_incident(area, priority=3)
+    offer = await phone.expect("offer")
+    response = await harness.post(
+        f"/api/v1/incidents/{incident['id']}/offers/{offer['offer_id']}/withdraw", role="operator"
+    )
+    assert response.status_code == 200, response.text
+    withdrawn = await phone.expect("offer.withdrawn", offer_id=offer["offer_id"])
+    assert withdrawn["reason"] == "operator"
+    # Neither the next wave nor the re-offering of unstaffed incidents asks this guard again.
+    await phone.quiet("offer", within=2.5)
+    after = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert [o["guard_id"] for o in after["offers"]] == [phone.id]
+    assert after["unstaffed"] is True
+    await phone.close()

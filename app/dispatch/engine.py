@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
@@ -62,10 +62,15 @@ def _needs_guards(incident: Incident) -> bool:
 
 
 async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
-    """Guards who declined this incident or let its offer expire: not asked again."""
+    """Guards who declined this incident, let its offer expire or had it taken back by an
+    operator: not asked again (the operator chose someone else, or nobody)."""
     rows = await session.scalars(
         select(Offer.guard_id).where(
-            Offer.incident_id == incident_id, Offer.outcome.in_(("declined", "expired"))
+            Offer.incident_id == incident_id,
+            or_(
+                Offer.outcome.in_(("declined", "expired")),
+                and_(Offer.outcome == "withdrawn", Offer.reason == "operator"),
+            ),
         )
     )
     return set(rows.all())
