@@ -57,6 +57,10 @@ async def test_operator_signs_in_and_sees_the_city(
         await phone.close()
 
 
+async def _shows(console: ConsolePage, guard_id: str) -> bool:
+    return bool(await console.map_call("(m, id) => m.guardMarkers.has(id)", guard_id))
+
+
 async def _more_than(console: ConsolePage, n: int) -> bool:
     return await guards_on_map(console) > n
 
@@ -270,9 +274,9 @@ async def test_each_role_sees_only_what_it_may_do(
             await expect(detail.get_by_role("button")).to_have_count(0)  # read-only
         async with open_console(browser, city, artifacts, "manager") as console:
             await console.sign_in(manager, "correct-horse-battery")
-            await wait_for(lambda: _more_than(console, 0))
+            await wait_for(lambda: _shows(console, own.id))
+            await console.page.wait_for_timeout(1500)  # a feed tick: nobody else arrives
             assert await guards_on_map(console) == 1
-            assert await console.map_call("(m, id) => m.guardMarkers.has(id)", own.id)
             assert not await console.map_call("(m, id) => m.guardMarkers.has(id)", other.id)
             await expect(console.page.locator(".unit-icon")).to_have_count(0)
             await expect(console.region("Incident queue")).to_contain_text("0 incidents")
@@ -285,12 +289,14 @@ async def test_each_role_sees_only_what_it_may_do(
 async def test_withdraw_an_offer_and_instruct_a_guard(
     browser: Browser, city: Harness, artifacts: Path
 ) -> None:
-    scene = offset(SCENE, north_m=3000, east_m=2000)
+    # West of the city, where no other test's incident can be offered to these guards.
+    scene = offset(SCENE, north_m=3000, east_m=-15_000)
     offered = await guard_at(city, offset(scene, north_m=50))
     working = await guard_at(city, offset(scene, north_m=-8000))
     try:
         incident = await city.make_incident(scene, priority=3, description="withdraw check")
         offer = await offered.expect("offer")
+        assert offer["incident"]["id"] == incident["id"]
         job = await city.make_incident(
             offset(scene, north_m=-8000), priority=4, description="instruction check"
         )

@@ -179,9 +179,16 @@ export class LiveMap {
 
   // Guards: replace everything (a snapshot) or queue changes for the next frame.
   resetGuards(items) {
+    // A snapshot is the whole truth for the view: drop who is not in it, update the rest
+    // in place (no flicker when the view moves).
+    const present = new Set(items.map((item) => item.guard_id));
+    for (const [id, marker] of this.guardMarkers) {
+      if (!present.has(id)) {
+        marker.remove();
+        this.guardMarkers.delete(id);
+      }
+    }
     this.pending.clear();
-    for (const marker of this.guardMarkers.values()) marker.remove();
-    this.guardMarkers.clear();
     this.queueGuards(items, []);
   }
 
