@@ -76,7 +76,9 @@ def raise_nofile(wanted: int) -> int:
 
 def compression_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--compression", choices=["deflate", "none"], default="deflate",
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
         help="guards offer permessage-deflate (the websockets library's default) or not",
     )
 
@@ -184,7 +186,11 @@ class Server:
         """Run `python -m app <args>` against the same database and settings."""
         done = subprocess.run(
             [sys.executable, "-m", "app", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"python -m app {args[0]} failed:\n{done.stderr[-2000:]}")
@@ -193,9 +199,20 @@ class Server:
     async def start(self, timeout_s: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "app",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(base_url=self.base_url) as client:
@@ -243,8 +260,15 @@ async def running_server(db: str, **settings: object) -> AsyncIterator[Server]:
         async with fresh_database(db, tmp) as url:
             server = Server(url, tmp, **settings)
             server.cli("migrate")
-            server.cli("create-user", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
-                       "--role", "admin")
+            server.cli(
+                "create-user",
+                "--username",
+                ADMIN_USER,
+                "--password",
+                ADMIN_PASSWORD,
+                "--role",
+                "admin",
+            )
             try:
                 await server.start()
                 yield server
@@ -301,7 +325,11 @@ def seed_guards(server: Server, count: int) -> list[Seeded]:
     out = server.log_path.with_name(f"seed-{uuid.uuid4().hex[:6]}.json")
     done = subprocess.run(
         [sys.executable, "-m", "bench.seed", "--guards", str(count), "--out", str(out)],
-        cwd=ROOT, env=server.env, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{done.stderr[-3000:]}")

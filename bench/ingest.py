@@ -54,7 +54,10 @@ OK = 'dispatch_location_pings_total{outcome="ok"}'
 
 
 def flood_main(
-    ws_url: str, guards: list[GuardSpec], compression: str | None, window: int,
+    ws_url: str,
+    guards: list[GuardSpec],
+    compression: str | None,
+    window: int,
     conn: Connection,
 ) -> None:
     """Load process: connect, go on duty, then ping back to back between 'go' and 'stop'."""
@@ -65,7 +68,10 @@ def flood_main(
 
 
 async def _flood(
-    ws_url: str, guards: list[GuardSpec], compression: str | None, window: int,
+    ws_url: str,
+    guards: list[GuardSpec],
+    compression: str | None,
+    window: int,
     conn: Connection,
 ) -> None:
     raise_nofile(len(guards) + 1000)
@@ -101,8 +107,7 @@ async def _flood(
 async def presence(server: Server, since: dt.datetime) -> tuple[int, int, float]:
     """guard_presence: (rows, rows seen since `since`, age in s of the newest seen_at)."""
     query = (
-        "SELECT count(*), count(*) FILTER (WHERE seen_at >= $1), max(seen_at) "
-        "FROM guard_presence"
+        "SELECT count(*), count(*) FILTER (WHERE seen_at >= $1), max(seen_at) FROM guard_presence"
     )
     if server.database_url.startswith("sqlite"):
         path = server.database_url.split("///", 1)[1]
@@ -122,7 +127,12 @@ async def presence(server: Server, since: dt.datetime) -> tuple[int, int, float]
 
 
 async def run(
-    db: str, guards: int, procs: int, seconds: float, warmup: float, compression: str | None,
+    db: str,
+    guards: int,
+    procs: int,
+    seconds: float,
+    warmup: float,
+    compression: str | None,
     window: int,
 ) -> None:
     raise_nofile(2 * guards + 1000)
@@ -161,15 +171,21 @@ async def run(
                 results = [await expect_message(link, "done", 120) for link in links]
                 await asyncio.sleep(2.5)  # a write-behind tick or two after the last ping
                 final = await presence(server, window_start)
-                print(f"\nping ingest, {db}, {guards} guards from {procs} load process(es), "
-                      f"each sending {window} pings back to back then an app-level ping/pong; "
-                      f"{t1 - t0:.1f} s window")
+                print(
+                    f"\nping ingest, {db}, {guards} guards from {procs} load process(es), "
+                    f"each sending {window} pings back to back then an app-level ping/pong; "
+                    f"{t1 - t0:.1f} s window"
+                )
                 report(before, after, t1 - t0, cpu1 - cpu0, rows, final, results, server)
-                print("  under this load, " + ", ".join(
-                    f"{path} p50 {percentile(sorted(ms), 50):.0f} ms max {max(ms):.0f} ms"
-                    for path, ms in probes.items()
-                ) + " (/readyz reads the database; a probe cut off at the window's end counts "
-                    "as its age)")
+                print(
+                    "  under this load, "
+                    + ", ".join(
+                        f"{path} p50 {percentile(sorted(ms), 50):.0f} ms max {max(ms):.0f} ms"
+                        for path, ms in probes.items()
+                    )
+                    + " (/readyz reads the database; a probe cut off at the window's end counts "
+                    "as its age)"
+                )
         finally:
             for worker in workers:
                 worker.join(10)
@@ -204,13 +220,19 @@ async def probe_latency(client: httpx.AsyncClient, seconds: float) -> dict[str, 
 
 
 def report(
-    before: dict[str, float], after: dict[str, float], wall: float, cpu: float,
-    rows: tuple[int, int, float], final: tuple[int, int, float], results: list[dict[str, Any]],
+    before: dict[str, float],
+    after: dict[str, float],
+    wall: float,
+    cpu: float,
+    rows: tuple[int, int, float],
+    final: tuple[int, int, float],
+    results: list[dict[str, Any]],
     server: Server,
 ) -> None:
     accepted = after.get(OK, 0) - before.get(OK, 0)
     others = {
-        k.split('"')[1]: v - before.get(k, 0) for k, v in after.items()
+        k.split('"')[1]: v - before.get(k, 0)
+        for k, v in after.items()
         if k.startswith("dispatch_location_pings_total{") and k != OK and v != before.get(k, 0)
     }
     sent = sum(r["sent"] for r in results)
@@ -219,18 +241,25 @@ def report(
     for r in results:
         errors.update(r["errors"])
     rate = accepted / wall
-    print("  (per-connection flood limit raised to 1000 frames/s, burst 1000: not what is "
-          "measured)")
+    print(
+        "  (per-connection flood limit raised to 1000 frames/s, burst 1000: not what is measured)"
+    )
     print(f"  accepted pings/s (server counter, outcome=ok): {rate:,.0f}")
-    print(f"  server CPU {cpu / wall * 100:.0f} % of one core → {accepted / max(cpu, 1e-9):,.0f} "
-          f"pings per server CPU-second; load processes used {client_cpu:.1f} CPU-s in total "
-          f"(clients sent {sent:,} frames overall)")
-    print(f"  other ping outcomes in the window: {others or 'none'}; error frames at clients: "
-          f"{dict(errors) or 'none'}")
-    print(f"  write-behind: guard_presence {rows[0]} rows, {rows[1]} updated during the window, "
-          f"newest seen_at {rows[2]:.1f} s old when the window closed; 2.5 s after stop: "
-          f"{final[1]}/{final[0]} guards written; server RSS {server.rss_kib() / 1024:.0f} MiB; "
-          f"indexed guards {after.get('dispatch_indexed_guards', 0):.0f}")
+    print(
+        f"  server CPU {cpu / wall * 100:.0f} % of one core → {accepted / max(cpu, 1e-9):,.0f} "
+        f"pings per server CPU-second; load processes used {client_cpu:.1f} CPU-s in total "
+        f"(clients sent {sent:,} frames overall)"
+    )
+    print(
+        f"  other ping outcomes in the window: {others or 'none'}; error frames at clients: "
+        f"{dict(errors) or 'none'}"
+    )
+    print(
+        f"  write-behind: guard_presence {rows[0]} rows, {rows[1]} updated during the window, "
+        f"newest seen_at {rows[2]:.1f} s old when the window closed; 2.5 s after stop: "
+        f"{final[1]}/{final[0]} guards written; server RSS {server.rss_kib() / 1024:.0f} MiB; "
+        f"indexed guards {after.get('dispatch_indexed_guards', 0):.0f}"
+    )
     print(f"  goal ≥ 20,000 pings/s per worker: {'met' if rate >= 20_000 else 'NOT met'}")
 
 
@@ -244,15 +273,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument(
-        "--window", type=int, default=32,
+        "--window",
+        type=int,
+        default=32,
         help="pings a guard sends back to back before an app-level ping/pong round trip",
     )
     compression_flag(parser)
     args = parser.parse_args()
     print(machine_line())
     print(f"guard clients offer permessage-deflate: {args.compression != 'none'}")
-    asyncio.run(run(args.db, args.guards, args.procs, args.seconds, args.warmup,
-                    compression_of(args), args.window))
+    asyncio.run(
+        run(
+            args.db,
+            args.guards,
+            args.procs,
+            args.seconds,
+            args.warmup,
+            compression_of(args),
+            args.window,
+        )
+    )
 
 
 if __name__ == "__main__":

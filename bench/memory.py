@@ -63,7 +63,7 @@ async def run(db: str, connections: int, warmup: int, compression: str | None) -
             steps = [base]  # RSS after each quarter of the connections
             connect_started = time.perf_counter()
             for quarter in range(4):
-                batch = idle[quarter * connections // 4:(quarter + 1) * connections // 4]
+                batch = idle[quarter * connections // 4 : (quarter + 1) * connections // 4]
                 await connect_phones(batch, server.ws_url, duty=False)
                 steps.append(await settled_rss(server))
             connect_s = time.perf_counter() - connect_started
@@ -75,16 +75,22 @@ async def run(db: str, connections: int, warmup: int, compression: str | None) -
         loaded = steps[-1]
         per_conn = (loaded - base) / connections
         marginal = (loaded - steps[1]) / (connections - connections // 4)
-        print(f"\nidle websocket memory, {db}, {connections} guard connections "
-              f"(hello/welcome done, no pings; client offers permessage-deflate: "
-              f"{'yes' if compression else 'no'}; {connect_s:.1f} s to connect them)")
-        print(f"  server RSS with 0 connections {base / 1024:.1f} MiB, with {connections} "
-              f"{loaded / 1024:.1f} MiB, after they closed {released / 1024:.1f} MiB; "
-              f"by quarters: {', '.join(f'{r / 1024:.1f}' for r in steps)} MiB")
-        print(f"  per connection: {per_conn:.1f} KiB (RSS delta / N); marginal over the last "
-              f"three quarters {marginal:.1f} KiB   (server saw "
-              f"{after.get('dispatch_guard_connections', 0):.0f} open, was "
-              f"{before.get('dispatch_guard_connections', 0):.0f})")
+        print(
+            f"\nidle websocket memory, {db}, {connections} guard connections "
+            f"(hello/welcome done, no pings; client offers permessage-deflate: "
+            f"{'yes' if compression else 'no'}; {connect_s:.1f} s to connect them)"
+        )
+        print(
+            f"  server RSS with 0 connections {base / 1024:.1f} MiB, with {connections} "
+            f"{loaded / 1024:.1f} MiB, after they closed {released / 1024:.1f} MiB; "
+            f"by quarters: {', '.join(f'{r / 1024:.1f}' for r in steps)} MiB"
+        )
+        print(
+            f"  per connection: {per_conn:.1f} KiB (RSS delta / N); marginal over the last "
+            f"three quarters {marginal:.1f} KiB   (server saw "
+            f"{after.get('dispatch_guard_connections', 0):.0f} open, was "
+            f"{before.get('dispatch_guard_connections', 0):.0f})"
+        )
         print(f"  goal ≤ 32 KiB per connection: {'met' if per_conn <= 32 else 'NOT met'}")
     print(f"  run time {time.perf_counter() - started:.0f} s")
 

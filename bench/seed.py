@@ -35,21 +35,34 @@ async def seed(guards: int, companies: int) -> list[list[str]]:
         async with ctx.db.transaction() as session:
             company_ids = [
                 (
-                    await create_company(session, ctx, SYSTEM, CompanyCreate(
-                        name=f"Bench Security {i}", licence_no=f"BENCH-{tag}-{i}",
-                        licence_expires_on=EXPIRES,
-                    ))
+                    await create_company(
+                        session,
+                        ctx,
+                        SYSTEM,
+                        CompanyCreate(
+                            name=f"Bench Security {i}",
+                            licence_no=f"BENCH-{tag}-{i}",
+                            licence_expires_on=EXPIRES,
+                        ),
+                    )
                 ).id
                 for i in range(companies)
             ]
         for start in range(0, guards, BATCH):
             async with ctx.db.transaction() as session:
                 for i in range(start, min(guards, start + BATCH)):
-                    guard = await create_guard(session, ctx, SYSTEM, GuardCreate(
-                        company_id=company_ids[i % companies], name=f"Bench Guard {i}",
-                        badge_no=f"B-{tag}-{i}", skills=["first_aid"],
-                        certificate_expires_on=EXPIRES,
-                    ))
+                    guard = await create_guard(
+                        session,
+                        ctx,
+                        SYSTEM,
+                        GuardCreate(
+                            company_id=company_ids[i % companies],
+                            name=f"Bench Guard {i}",
+                            badge_no=f"B-{tag}-{i}",
+                            skills=["first_aid"],
+                            certificate_expires_on=EXPIRES,
+                        ),
+                    )
                     _, token = await issue_guard_token(session, ctx, SYSTEM, guard.id)
                     out.append([guard.id, token])
     finally:
