@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from app.realtime import outbox
-from app.realtime.guard_link import CLOSE_IDLE
+from app.realtime.close_codes import CloseCode
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -25,7 +25,7 @@ def sweep_idle(ctx: AppContext) -> int:
     closed = 0
     for link in ctx.hub.guard_links():
         if link.last_frame_at < cutoff and link.closing is None:
-            link.close(CLOSE_IDLE, "idle timeout: no frames received")
+            link.close(CloseCode.IDLE, "idle timeout: no frames received")
             closed += 1
     return closed
 

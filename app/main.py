@@ -36,7 +36,7 @@ from app.migrate import ensure_sqlite_directory
 from app.models import PoliceStation
 from app.observability import Metrics, RequestContextMiddleware
 from app.realtime import events_ws, guard_ws, positions_ws
-from app.realtime.guard_link import CLOSE_SHUTDOWN
+from app.realtime.close_codes import CloseCode
 from app.realtime.hub import Hub
 from app.realtime.positions import PositionWriter
 from app.realtime.positions_feed import PositionsFeed
@@ -98,7 +98,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options that belong to the service (CLI and tests use the same)."""
     return {
         # Frames up to the app's limit get an `error` frame; far larger ones (4×) make
-        # the protocol close that one connection with 1009 before we buffer them.
+        # the protocol close that one connection with 1009 (CloseCode.TOO_BIG) before we
+        # buffer them.
         "ws_max_size": 4 * settings.ws_max_frame_bytes,
         "ws_ping_interval": settings.ws_ping_interval_s,
         "ws_ping_timeout": settings.ws_ping_interval_s,
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             unwatch_gc()
             for link in ctx.hub.guard_links():
-                link.close(CLOSE_SHUTDOWN, "server shutting down")
+                link.close(CloseCode.SHUTDOWN, "server shutting down")
             await ctx.positions_feed.stop()
             for task in tasks:
                 task.cancel()

@@ -22,7 +22,8 @@ from app.clock import isoformat
 from app.dispatch.guard_state import guard_state, state_expires_at
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
 from app.geo.live_index import GuardEntry, LiveIndex
-from app.realtime.positions_feed import CLOSE_SLOW, FeedClient
+from app.realtime.close_codes import CloseCode
+from app.realtime.positions_feed import FeedClient
 from app.realtime.positions_view import (
     GuardPosition,
     Viewer,
@@ -481,7 +482,7 @@ async def test_a_console_that_does_not_read_is_closed_with_4008() -> None:
         client.put(f"frame {i}")
     assert client.closing is None
     client.put("one too many")
-    assert client.closing is not None and client.closing[0] == CLOSE_SLOW
+    assert client.closing is not None and client.closing[0] == CloseCode.SLOW
     assert client.stop.is_set()
 
 

@@ -19,8 +19,8 @@ from starlette.websockets import WebSocketDisconnect
 from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
-from app.realtime.guard_link import CLOSE_SLOW
-from app.realtime.socket_auth import CLOSE_FORBIDDEN, open_console_socket
+from app.realtime.close_codes import CloseCode
+from app.realtime.socket_auth import open_console_socket
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -52,7 +52,7 @@ async def event_stream(ws: WebSocket) -> None:
     principal, (after, station_id) = opened
     if principal.station_id is not None:
         if station_id not in (None, principal.station_id):
-            await ws.close(CLOSE_FORBIDDEN, f"scoped to station {principal.station_id}")
+            await ws.close(CloseCode.FORBIDDEN, f"scoped to station {principal.station_id}")
             return
         station_id = principal.station_id
     await _serve(ctx, ws, station_id, after)
@@ -98,7 +98,7 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
         # The close frame queues behind what the client has not read yet.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                ws.close(CLOSE_SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S
+                ws.close(CloseCode.SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S
             )
     overflow.cancel()
 

@@ -24,19 +24,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.realtime import outbox
+from app.realtime.close_codes import CloseCode
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_ORIGIN = 4403
-CLOSE_IDLE = 4408
-CLOSE_REPLACED = 4409
-CLOSE_FLOOD = 4429
-CLOSE_SLOW = 4008
-CLOSE_SHUTDOWN = 1001
 # How long a closing connection gets to finish the close handshake before it is dropped.
 CLOSE_GRACE_S = 3.0
 REPLAY_PAGE = 500  # frames read per short transaction while replaying
@@ -75,7 +69,7 @@ class GuardLink:
         elif seq - max(self.last_sent_seq, self._backlog_end) > self.ctx.settings.ws_send_queue:
             # Replaying (which reads it back): a phone that falls a queue's worth of new
             # frames behind meanwhile is as slow as one whose queue overflows.
-            self.close(CLOSE_SLOW, "slow consumer: reconnect and resume")
+            self.close(CloseCode.SLOW, "slow consumer: reconnect and resume")
 
     def acknowledge(self, seq: int) -> None:
         """A cumulative ack from the phone; stored in the background, coalesced."""
@@ -115,7 +109,7 @@ class GuardLink:
         if self.closing is not None:
             return
         if len(self.outgoing) >= self.ctx.settings.ws_send_queue:
-            self.close(CLOSE_SLOW, "slow consumer: reconnect and resume")
+            self.close(CloseCode.SLOW, "slow consumer: reconnect and resume")
             return
         self.outgoing.append(item)
         self._wake_sender()

@@ -24,13 +24,8 @@ from app.dispatch.offers import OfferClosed
 from app.errors import AppError
 from app.geo.live_index import GuardEntry
 from app.realtime import frames, guard_actions
-from app.realtime.guard_link import (
-    CLOSE_FLOOD,
-    CLOSE_ORIGIN,
-    CLOSE_REPLACED,
-    CLOSE_UNAUTHORIZED,
-    GuardLink,
-)
+from app.realtime.close_codes import CloseCode
+from app.realtime.guard_link import GuardLink
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -80,7 +75,7 @@ async def guard_socket(ws: WebSocket) -> None:
     if not origin_allowed(
         ws.headers.get("origin"), ctx.settings.ws_allowed_origins, ws.headers.get("host")
     ):
-        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+        await ws.close(CloseCode.FORBIDDEN, "origin not allowed")
         return
     await ws.accept()
     hello: frames.Hello | None = None
@@ -96,11 +91,11 @@ async def guard_socket(ws: WebSocket) -> None:
                 hello, token = parsed, parsed.token
         principal = await _authenticate(ctx, token)
         if principal is None or principal.guard_id is None:
-            await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing device token")
+            await ws.close(CloseCode.UNAUTHORIZED, "invalid, revoked or missing device token")
             return
         entry = await roster.load_guard(ctx, principal.guard_id)
         if entry is None:
-            await ws.close(CLOSE_UNAUTHORIZED, "unknown guard")
+            await ws.close(CloseCode.UNAUTHORIZED, "unknown guard")
             return
         await GuardSession(ctx, ws, principal, entry).run(hello)
     except WebSocketDisconnect:
@@ -129,7 +124,7 @@ class GuardSession:
         ctx, link = self.ctx, self.link
         previous = ctx.hub.attach_guard(link)
         if previous is not None:
-            previous.close(CLOSE_REPLACED, "replaced by a newer connection")
+            previous.close(CloseCode.REPLACED, "replaced by a newer connection")
         ctx.live.connect(self.entry)
         ctx.metrics.guard_connections.inc()
         try:
@@ -180,7 +175,7 @@ class GuardSession:
             return True
         self._dropped += 1
         if self._dropped > FLOOD_FACTOR * settings.ws_frame_burst:
-            self.link.close(CLOSE_FLOOD, "too many frames")
+            self.link.close(CloseCode.FLOOD, "too many frames")
         elif now - self._last_throttle_notice >= 1.0:
             self._last_throttle_notice = now
             self.link.reply(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from app.clock import isoformat
 from app.dispatch.guard_state import state_expires_at
+from app.realtime.close_codes import CloseCode
 from app.realtime.positions_view import (
     GuardPosition,
     Names,
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 
 SEND_QUEUE = 16  # frames waiting for one client: 16 s of updates, or a few snapshots
 NAME_ATTEMPTS = 3  # snapshot name reads when guards keep appearing while one is read
-CLOSE_SHUTDOWN = 1001
-CLOSE_SLOW = 4008
 
 
 @dataclass(eq=False)
@@ -63,7 +62,7 @@ class FeedClient:
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
-            self.close(CLOSE_SLOW, "slow consumer: reconnect for a fresh snapshot")
+            self.close(CloseCode.SLOW, "slow consumer: reconnect for a fresh snapshot")
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -104,7 +103,7 @@ class PositionsFeed:
     async def stop(self) -> None:
         """On shutdown: ask every client to close (1001) and end the ticker."""
         for client in list(self._clients):
-            client.close(CLOSE_SHUTDOWN, "server shutting down")
+            client.close(CloseCode.SHUTDOWN, "server shutting down")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.clock import isoformat
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
+from app.realtime.close_codes import CloseCode
 from app.realtime.frames import FrameError
 from app.realtime.positions_feed import FeedClient
 from app.realtime.positions_view import Viewer, company_scope, encode
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-CLOSE_INTERNAL = 1011
 MAX_FRAME_BYTES = 4096  # a console sends small control frames only
 CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to take the close frame
 
@@ -145,7 +145,7 @@ async def _read_controls(ctx: AppContext, ws: WebSocket, client: FeedClient) -> 
                     )
                 except Exception:
                     log.exception("positions snapshot failed")
-                    client.close(CLOSE_INTERNAL, "internal error")
+                    client.close(CloseCode.INTERNAL, "internal error")
                     return
             elif kind == "ping":
                 client.put(encode({"type": "pong", "at": isoformat(ctx.clock.now())}))

@@ -17,14 +17,12 @@ from starlette.websockets import WebSocketDisconnect
 from app.api.deps import bearer_token
 from app.auth.cache import authenticate_token
 from app.auth.principal import Principal
-from app.realtime.guard_link import CLOSE_ORIGIN, CLOSE_UNAUTHORIZED
+from app.realtime.close_codes import CloseCode
 from app.realtime.guard_ws import origin_allowed
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
-CLOSE_FORBIDDEN = 4403
-CLOSE_INVALID_QUERY = 1008
 Query = TypeVar("Query")
 
 
@@ -39,7 +37,7 @@ async def open_console_socket(
     `parse_query` raises ValueError with a message naming the parameter."""
     origin = ws.headers.get("origin")
     if not origin_allowed(origin, ctx.settings.ws_allowed_origins, ws.headers.get("host")):
-        await ws.close(CLOSE_ORIGIN, "origin not allowed")
+        await ws.close(CloseCode.FORBIDDEN, "origin not allowed")
         return None
     await ws.accept()
     try:
@@ -47,17 +45,17 @@ async def open_console_socket(
     except ValueError as exc:
         error = {"type": "error", "code": "invalid_query", "message": str(exc)}
         await ws.send_text(json.dumps(error))
-        await ws.close(CLOSE_INVALID_QUERY, "invalid query")
+        await ws.close(CloseCode.INVALID_QUERY, "invalid query")
         return None
     try:
         principal = await authenticate_socket(ctx, ws)
     except WebSocketDisconnect:
         return None
     if principal is None:
-        await ws.close(CLOSE_UNAUTHORIZED, "invalid, revoked or missing token")
+        await ws.close(CloseCode.UNAUTHORIZED, "invalid, revoked or missing token")
         return None
     if permission not in principal.permissions:
-        await ws.close(CLOSE_FORBIDDEN, f"token may not do this (needs {permission})")
+        await ws.close(CloseCode.FORBIDDEN, f"token may not do this (needs {permission})")
         return None
     return principal, query
 

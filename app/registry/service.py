@@ -20,7 +20,7 @@ from app.geo.zones import InvalidGeometry, parse_jurisdiction
 from app.ids import new_id
 from app.models import Guard, GuardToken, PoliceStation, PoliceUnit, SecurityCompany
 from app.models.base import Base
-from app.realtime.guard_link import CLOSE_UNAUTHORIZED
+from app.realtime.close_codes import CloseCode
 from app.registry import schemas
 
 M = TypeVar("M", bound=Base)
@@ -274,7 +274,7 @@ def _disconnect_token(ctx: AppContext, token: GuardToken) -> None:
     ctx.principals.clear()
     link = ctx.hub.guard_link(token.guard_id)
     if link is not None and link.token_id == token.id:
-        link.close(CLOSE_UNAUTHORIZED, "device token revoked")
+        link.close(CloseCode.UNAUTHORIZED, "device token revoked")
 
 
 # Stations ----------------------------------------------------------------------------

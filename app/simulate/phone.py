@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from app.geo.distance import haversine_m
+from app.realtime.close_codes import CloseCode
 from app.simulate import behaviour as decide
 from app.simulate.clock import PhoneClock, parse_time
 from app.simulate.config import Behaviour, Bounds
@@ -30,7 +31,11 @@ Outcome = Literal["stop", "dropout", "lost", "retired"]
 OPEN_TIMEOUT_S = 10.0
 SIGN_OFF_WAIT_S = 3.0
 RESYNC_EVERY = 6  # pings between `ping` frames that refresh the server-time offset
-RETIRE_CODES = {4401: "ws_4401_token", 4409: "ws_4409_replaced", 4403: "ws_4403_origin"}
+RETIRE_CODES: dict[int, str] = {
+    CloseCode.UNAUTHORIZED: "ws_4401_token",
+    CloseCode.REPLACED: "ws_4409_replaced",
+    CloseCode.FORBIDDEN: "ws_4403_origin",
+}
 ENDED = frozenset({"resolved", "closed", "cancelled"})
 
 
