@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import socket
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from app.realtime import outbox
 from app.realtime.frames import instruction_frame
 from tests.harness import Harness, serve, settings_for, start_harness
 from tests.phones import WAIT_S, Phone, guard_at, offset, phone_for
+from tests.sockets import needs_proc_net_tcp, server_socket_open
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -403,19 +403,7 @@ async def test_resume_drains_every_unacked_frame_in_order(harness: Harness) -> N
     await phone.close()
 
 
-def server_socket_open(server_port: int, client_port: int) -> bool:
-    """Whether the kernel still holds the server's TCP socket for this client (Linux)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, remote = line.split()[1:3]
-        if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
-            server_port,
-            client_port,
-        ):
-            return True
-    return False
-
-
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp")
+@needs_proc_net_tcp
 async def test_a_phone_that_never_reads_is_closed_and_its_socket_released(
     harness: Harness,
 ) -> None:

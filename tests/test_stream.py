@@ -16,7 +16,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.models import Event
+from app.realtime.closing import CONSOLE_CLOSE_GRACE_S
 from tests.harness import Harness, start_harness
+from tests.sockets import needs_proc_net_tcp, server_socket_open
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -224,6 +226,43 @@ async def _drop_the_stalled_reader(
     assert ids == await log_after(quick, before, station["id"])  # resumed: no gap, no repeat
     await fast.close()
     await resumed.close()
+
+
+@needs_proc_net_tcp
+async def test_a_console_that_never_reads_is_closed_and_its_socket_released(
+    database_url: str, area: tuple[float, float]
+) -> None:
+    async with start_harness(database_url, stream_queue_size=50) as quick:
+        station = await quick.make_station(area)
+        token = await quick.token("operator")
+        port = int(quick.base_url.rsplit(":", 1)[1])
+        path = f"/ws/events?station_id={station['id']}"
+        slow = await asyncio.to_thread(StalledReader, port, path, token)  # blocking I/O
+        try:
+            async with asyncio.timeout(30):
+                while quick.ctx.hub.event_subscribers == 0:
+                    await asyncio.sleep(0.01)
+                # Bursts of events until the reader, which never reads, is dropped (4008).
+                while quick.ctx.hub.event_subscribers > 0:
+                    async with quick.ctx.db.transaction() as session:
+                        for _ in range(20):
+                            await quick.ctx.events.record(
+                                session,
+                                type="unit.updated",
+                                actor="test",
+                                at=quick.now(),
+                                station_id=station["id"],
+                                data={"pad": "x" * 4000},
+                            )
+                    await asyncio.sleep(0.01)
+            # Its close frame can never go out; the server resets the connection after the
+            # grace instead of keeping the socket and its buffers while the peer stays.
+            client_port = slow.sock.getsockname()[1]
+            async with asyncio.timeout(CONSOLE_CLOSE_GRACE_S + 10):
+                while server_socket_open(port, client_port):
+                    await asyncio.sleep(0.05)
+        finally:
+            slow.sock.close()
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(database_url: str) -> None:

@@ -20,6 +20,7 @@ from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
 from app.realtime.close_codes import CloseCode
+from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset
 from app.realtime.socket_auth import open_console_socket
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 BACKFILL_PAGE = 500
-CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to drain before the socket is dropped
 
 
 def _parse_after(raw: str | None) -> int | None:
@@ -95,11 +95,10 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
         ctx.hub.unsubscribe_events(subscription)
         ctx.metrics.stream_connections.dec()
     if overflow.done():
-        # The close frame queues behind what the client has not read yet.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                ws.close(CloseCode.SLOW, f"slow consumer: resume with ?after={last}"), CLOSE_GRACE_S
-            )
+        # The close frame queues behind what the client has not read yet; a client that
+        # never reads it is reset rather than left holding the socket.
+        reason = f"slow consumer: resume with ?after={last}"
+        await close_or_reset(ws, CloseCode.SLOW, reason, CONSOLE_CLOSE_GRACE_S)
     overflow.cancel()
 
 

@@ -15,24 +15,21 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
-import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
 from app.realtime import outbox
 from app.realtime.close_codes import CloseCode
+from app.realtime.closing import GUARD_CLOSE_GRACE_S, close_or_reset
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
 log = logging.getLogger(__name__)
 
-# How long a closing connection gets to finish the close handshake before it is dropped.
-CLOSE_GRACE_S = 3.0
 REPLAY_PAGE = 500  # frames read per short transaction while replaying
 
 
@@ -130,11 +127,9 @@ class GuardLink:
         if self.closing is not None:
             return
         self.closing = (code, reason)
-        loop = asyncio.get_running_loop()
-        self._closer = loop.create_task(self._close_now(), name=f"guard-close-{self.guard_id}")
-        # A peer that does not read never answers the close frame, and closing a transport
-        # waits for its buffer to drain: without this its socket would stay open for good.
-        loop.call_later(CLOSE_GRACE_S, _abort, self.ws)
+        self._closer = asyncio.get_running_loop().create_task(
+            self._close_now(), name=f"guard-close-{self.guard_id}"
+        )
 
     async def _close_now(self) -> None:
         if self._sender is not None:
@@ -142,10 +137,8 @@ class GuardLink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._sender
         code, reason = self.closing or (1000, "")
-        with contextlib.suppress(Exception):
-            if self.ws.application_state == WebSocketState.CONNECTED:
-                # Waits while the peer does not read; the abort after the grace ends it.
-                await asyncio.wait_for(self.ws.close(code, reason), 2 * CLOSE_GRACE_S)
+        # A phone that stops reading cannot keep its socket: reset after the grace.
+        await close_or_reset(self.ws, code, reason, GUARD_CLOSE_GRACE_S)
 
     # Sending.
 
@@ -228,19 +221,3 @@ class GuardLink:
         if self._closer is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._closer
-
-
-def _abort(ws: WebSocket) -> None:
-    """Drop the TCP connection under `ws` at once (a reset), unless it is already gone."""
-    # uvicorn's websocket protocol owns `receive` and holds the transport.
-    protocol = getattr(getattr(ws, "_receive", None), "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if transport is None or getattr(protocol, "disconnected", True):
-        return
-    with contextlib.suppress(Exception):
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Linger 0: the kernel frees the socket and its buffers now, instead of
-            # probing a peer that does not read for minutes.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()

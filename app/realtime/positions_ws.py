@@ -19,6 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.clock import isoformat
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
 from app.realtime.close_codes import CloseCode
+from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset
 from app.realtime.frames import FrameError
 from app.realtime.positions_feed import FeedClient
 from app.realtime.positions_view import Viewer, company_scope, encode
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 router = APIRouter()
 MAX_FRAME_BYTES = 4096  # a console sends small control frames only
-CLOSE_GRACE_S = 10.0  # a stalled reader gets this long to take the close frame
 
 
 def parse_control(text: str) -> tuple[str, BBox | None]:
@@ -107,9 +107,9 @@ async def _serve(ctx: AppContext, ws: WebSocket, client: FeedClient) -> None:
         feed.unsubscribe(client)
         if client.closing is not None:
             code, reason = client.closing
-            # The close frame queues behind what the client has not read yet.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code, reason), CLOSE_GRACE_S)
+            # The close frame queues behind what the client has not read yet; a client
+            # that never reads it is reset rather than left holding the socket.
+            await close_or_reset(ws, code, reason, CONSOLE_CLOSE_GRACE_S)
         stop.cancel()
 
 
