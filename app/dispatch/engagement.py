@@ -7,9 +7,10 @@ on_scene, or free) and on which incident: dispatch reads it, consoles show it.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,13 @@ from app.models import Assignment, GuardEngagement
 
 if TYPE_CHECKING:
     from app.context import AppContext
+
+_ENGAGEMENTS = cast(Table, GuardEngagement.__table__)
+# [SQLite, PostgreSQL]: the primary key decides; the guards won come back.
+_CLAIM = tuple(
+    dialect.insert(_ENGAGEMENTS).on_conflict_do_nothing().returning(_ENGAGEMENTS.c.guard_id)
+    for dialect in (sqlite, postgresql)
+)
 
 
 async def claim(
@@ -30,17 +38,43 @@ async def claim(
     now: dt.datetime,
 ) -> bool:
     """Engage the guard for this offer/assignment; False when someone else holds them."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(GuardEngagement)
-        .values(guard_id=guard_id, incident_id=incident_id, kind=kind, ref_id=ref_id, since=now)
-        .on_conflict_do_nothing()
-        .returning(GuardEngagement.guard_id)
-    )
-    won = (await session.execute(stmt)).scalar_one_or_none() is not None
-    if won:
-        activity = "offered" if kind == "offer" else "en_route"
-        show(session, ctx, guard_id, activity, incident_id)
+    return bool(await claim_many(session, ctx, incident_id, kind, [(guard_id, ref_id)], now))
+
+
+async def claim_many(
+    session: AsyncSession,
+    ctx: AppContext,
+    incident_id: str,
+    kind: str,
+    claims: Sequence[tuple[str, str]],
+    now: dt.datetime,
+) -> set[str]:
+    """Engage distinct guards, (guard, offer/assignment id) each, in one statement;
+    returns the guards won.
+
+    `INSERT … ON CONFLICT DO NOTHING RETURNING guard_id`: the primary key decides, so a
+    guard held elsewhere is simply not returned.
+    """
+    if not claims:
+        return set()
+    rows = [
+        {
+            "guard_id": guard_id,
+            "incident_id": incident_id,
+            "kind": kind,
+            "ref_id": ref_id,
+            "since": now,
+        }
+        for guard_id, ref_id in claims
+    ]
+    connection = await session.connection()
+    # executemany with RETURNING: SQLAlchemy sends one INSERT … VALUES (…), (…) (cached).
+    result = await connection.execute(_CLAIM[connection.dialect.name == "postgresql"], rows)
+    won = set(result.scalars())
+    activity = "offered" if kind == "offer" else "en_route"
+    for guard_id, _ in claims:
+        if guard_id in won:
+            show(session, ctx, guard_id, activity, incident_id)
     return won
 
 

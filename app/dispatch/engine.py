@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
@@ -131,78 +131,118 @@ async def _send_wave(
     ranked = matching.rank(nearby, policy)
     if target is None:
         target = decisions.wave_target(policy, incident.required_guards, incident.assigned_count)
-    offered: list[str] = []
-    for candidate in ranked:
-        if len(offered) >= target:
-            break
-        if await _offer(session, ctx, incident, candidate, len(offered) + 1, now, policy):
-            offered.append(candidate.guard_id)
-    await ctx.events.record(
-        session,
-        type="dispatch.wave",
-        actor=ACTOR,
-        at=now,
-        incident_id=incident.id,
-        station_id=incident.station_id,
-        data={
-            "wave": incident.wave,
-            "radius_m": radius,
-            "needed": needed,
-            "candidates": len(ranked),
-            "offered": offered,
-        },
+    offers = await _offer_wave(session, ctx, incident, ranked, target, now, policy)
+    offered = [offer.guard_id for offer in offers]
+    events = [_offer_sent(incident, offer) for offer in offers]
+    events.append(
+        {
+            "type": "dispatch.wave",
+            "actor": ACTOR,
+            "at": now,
+            "incident_id": incident.id,
+            "station_id": incident.station_id,
+            "data": {
+                "wave": incident.wave,
+                "radius_m": radius,
+                "needed": needed,
+                "candidates": len(ranked),
+                "offered": offered,
+            },
+        }
     )
+    await ctx.events.record_many(session, events)
     return len(offered)
 
 
-async def _offer(
+async def _offer_wave(
     session: AsyncSession,
     ctx: AppContext,
     incident: Incident,
-    candidate: matching.Candidate,
-    rank: int,
+    ranked: list[matching.Candidate],
+    target: int,
     now: dt.datetime,
     policy: Policy,
-) -> Offer | None:
-    offer_id = new_id("off")
-    if not await engagement.claim(
-        session, ctx, candidate.guard_id, incident.id, "offer", offer_id, now
-    ):
-        return None  # engaged elsewhere a moment ago: the database said no
-    offer = Offer(
-        id=offer_id,
-        incident_id=incident.id,
-        guard_id=candidate.guard_id,
-        wave=incident.wave,
-        rank=rank,
-        distance_m=candidate.distance_m,
-        eta_s=candidate.eta_s,
-        travel_mode=candidate.travel_mode,
-        offered_at=now,
-        expires_at=now + dt.timedelta(seconds=policy.offer_timeout_s),
+) -> list[Offer]:
+    """Offer the incident to the best `target` candidates the database lets us claim.
+
+    One multi-row statement each for the claims, offers, expiry timers and frames (Core,
+    not the unit of work). The claims go first, in rank order: a guard engaged elsewhere a
+    moment ago is not returned, gets no offer, and the next candidates are tried.
+    """
+    won: list[matching.Candidate] = []
+    ids: dict[str, str] = {}
+    position = 0
+    while len(won) < target and position < len(ranked):
+        batch = ranked[position : position + target - len(won)]
+        position += len(batch)
+        for candidate in batch:
+            ids[candidate.guard_id] = new_id("off")
+        claimed = await engagement.claim_many(
+            session,
+            ctx,
+            incident.id,
+            "offer",
+            [(candidate.guard_id, ids[candidate.guard_id]) for candidate in batch],
+            now,
+        )
+        won.extend(candidate for candidate in batch if candidate.guard_id in claimed)
+    if not won:
+        return []
+    expires_at = now + dt.timedelta(seconds=policy.offer_timeout_s)
+    offers = [
+        Offer(
+            id=ids[candidate.guard_id],
+            incident_id=incident.id,
+            guard_id=candidate.guard_id,
+            wave=incident.wave,
+            rank=rank,
+            distance_m=candidate.distance_m,
+            eta_s=candidate.eta_s,
+            travel_mode=candidate.travel_mode,
+            offered_at=now,
+            expires_at=expires_at,
+        )
+        for rank, candidate in enumerate(won, start=1)
+    ]
+    # Transient objects, never added to the session: the rows go in as one INSERT.
+    connection = await session.connection()
+    await connection.execute(_INSERT_OFFERS, [_offer_row(offer) for offer in offers])
+    await timers.schedule_many(
+        session, ctx, OFFER_EXPIRY, [(offer.id, offer.expires_at) for offer in offers]
     )
-    session.add(offer)
-    await timers.schedule(session, ctx, OFFER_EXPIRY, offer.id, offer.expires_at)
-    await outbox.enqueue(session, ctx, candidate.guard_id, offer_frame(offer, incident))
-    await ctx.events.record(
-        session,
-        type="offer.sent",
-        actor=ACTOR,
-        at=now,
-        incident_id=incident.id,
-        station_id=incident.station_id,
-        data={
+    await outbox.enqueue_many(
+        session, ctx, [(offer.guard_id, offer_frame(offer, incident)) for offer in offers]
+    )
+    return offers
+
+
+_OFFERS = cast(Table, Offer.__table__)
+_OFFER_COLUMNS = tuple(column.key for column in _OFFERS.columns)
+_INSERT_OFFERS = insert(_OFFERS)
+
+
+def _offer_row(offer: Offer) -> dict[str, object]:
+    return {key: getattr(offer, key) for key in _OFFER_COLUMNS}
+
+
+def _offer_sent(incident: Incident, offer: Offer) -> dict[str, Any]:
+    return {
+        "type": "offer.sent",
+        "actor": ACTOR,
+        "at": offer.offered_at,
+        "incident_id": incident.id,
+        "station_id": incident.station_id,
+        "data": {
             "offer_id": offer.id,
             "guard_id": offer.guard_id,
             "wave": offer.wave,
-            "rank": rank,
+            "rank": offer.rank,
             "distance_m": round(offer.distance_m, 1),
             "eta_s": round(offer.eta_s),
             "travel_mode": offer.travel_mode,
             "expires_at": offer.expires_at.isoformat(),
         },
-    )
-    return offer
+    }
 
 
 async def _mark_unstaffed(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,16 +29,42 @@ Handler = Callable[[AsyncSession, "AppContext", str], Awaitable[Any]]
 _RETRY_S = (1, 5, 30, 120, 600)
 
 
+def _schedule(insert: Callable[[Table], Any]) -> Any:
+    stmt = insert(_TIMERS)
+    return stmt.on_conflict_do_update(
+        index_elements=["kind", "subject_id"],
+        set_={"due_at": stmt.excluded.due_at, "attempts": 0},
+    )
+
+
+_TIMERS = cast(Table, Timer.__table__)
+# [SQLite, PostgreSQL]: an upsert, so scheduling again moves the timer.
+_SCHEDULE = (_schedule(sqlite.insert), _schedule(postgresql.insert))
+
+
 async def schedule(
     session: AsyncSession, ctx: AppContext, kind: str, subject_id: str, due_at: dt.datetime
 ) -> None:
     """Set (or move) the `kind` timer of `subject_id` to `due_at`."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Timer).values(kind=kind, subject_id=subject_id, due_at=due_at, attempts=0)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "subject_id"], set_={"due_at": due_at, "attempts": 0}
-    )
-    await session.execute(stmt)
+    await schedule_many(session, ctx, kind, [(subject_id, due_at)])
+
+
+async def schedule_many(
+    session: AsyncSession,
+    ctx: AppContext,
+    kind: str,
+    timers: Sequence[tuple[str, dt.datetime]],
+) -> None:
+    """Set (or move) the `kind` timers of distinct subjects, (subject_id, due_at) each, in
+    one statement."""
+    if not timers:
+        return
+    rows = [
+        {"kind": kind, "subject_id": subject_id, "due_at": due_at, "attempts": 0}
+        for subject_id, due_at in timers
+    ]
+    connection = await session.connection()
+    await connection.execute(_SCHEDULE[connection.dialect.name == "postgresql"], rows)
     after_commit(session, ctx.scheduler.wake)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -18,7 +18,8 @@ log = logging.getLogger("app.events")
 
 # Core, not the ORM: the event insert is on every write path.
 _EVENTS = cast(Table, Event.__table__)
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENTS_ORDERED = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 EventSink = Callable[[dict[str, Any]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]
@@ -43,8 +44,6 @@ class EventLog:
         data: dict[str, Any] | None = None,
     ) -> Event:
         """Append one event in the session's transaction."""
-        if not session.info.get(SERIAL):
-            raise RuntimeError("events are recorded only in serial transactions (see Database)")
         values = {
             "type": type,
             "actor": actor,
@@ -53,28 +52,55 @@ class EventLog:
             "station_id": station_id,
             "data": data or {},
         }
-        await session.flush()  # rows the event refers to go first
+        return (await self.record_many(session, [values]))[0]
+
+    async def record_many(
+        self, session: AsyncSession, rows: Sequence[dict[str, Any]]
+    ) -> list[Event]:
+        """Append events in the session's transaction, in this order, as one statement.
+
+        Each row has the keys of `record`'s arguments (type, actor, at, incident_id,
+        station_id, data). Ids ascend in the order given, as if recorded one by one.
+        """
+        if not session.info.get(SERIAL):
+            raise RuntimeError("events are recorded only in serial transactions (see Database)")
+        if not rows:
+            return []
+        values = [{**row, "data": row.get("data") or {}} for row in rows]
+        await session.flush()  # rows the events refer to go first
         # Core, not the unit of work: an event is written once and never changed, and this
-        # is the hottest insert in the service.
+        # is the hottest insert in the service. One statement for all the rows.
         connection = await session.connection()
-        event = Event(id=(await connection.execute(_INSERT_EVENT, values)).scalar_one(), **values)
-        for write in self.outbox_writers:
-            await write(session, event)
-        payload = event_json(event)
+        if connection.dialect.name == "postgresql":
+            # INSERT … SELECT … FROM (VALUES …) ORDER BY sen_counter RETURNING id: SQLAlchemy
+            # matches the ids to the rows in parameter order.
+            ids = list((await connection.execute(_INSERT_EVENTS_ORDERED, values)).scalars())
+        else:
+            # Kept in order, SQLAlchemy would send SQLite one INSERT per row. Unordered it is
+            # one INSERT … VALUES (…), (…) RETURNING id, and SQLite inserts a VALUES list in
+            # order, each row numbered above the last (this transaction holds the write
+            # lock): the ids in ascending order are the rows' ids in order.
+            ids = sorted((await connection.execute(_INSERT_EVENTS, values)).scalars())
+        events = [Event(id=event_id, **row) for event_id, row in zip(ids, values, strict=True)]
+        for event in events:
+            for write in self.outbox_writers:
+                await write(session, event)
+        payloads = [event_json(event) for event in events]
         publish = self.publish
 
         def committed() -> None:
-            log.info(
-                "%s by %s",
-                payload["type"],
-                payload["actor"],
-                extra={"incident_id": payload["incident_id"], "event_id": payload["id"]},
-            )
-            if publish is not None:
-                publish(payload)
+            for payload in payloads:
+                log.info(
+                    "%s by %s",
+                    payload["type"],
+                    payload["actor"],
+                    extra={"incident_id": payload["incident_id"], "event_id": payload["id"]},
+                )
+                if publish is not None:
+                    publish(payload)
 
         after_commit(session, committed)
-        return event
+        return events
 
 
 def event_json(event: Event) -> dict[str, Any]:

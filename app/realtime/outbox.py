@@ -8,9 +8,12 @@ Acks are cumulative: `ack {seq: n}` acknowledges every frame up to n.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,26 +23,75 @@ from app.models import GuardChannel, GuardMessage
 if TYPE_CHECKING:
     from app.context import AppContext
 
+log = logging.getLogger(__name__)
+
+_CHANNELS = cast(Table, GuardChannel.__table__)
+_MESSAGES = cast(Table, GuardMessage.__table__)
+
+
+def _bump(insert: Callable[[Table], Any]) -> Any:
+    """Each guard's next sequence number (a channel starts at 1)."""
+    return (
+        insert(_CHANNELS)
+        .on_conflict_do_update(
+            index_elements=["guard_id"], set_={"last_seq": _CHANNELS.c.last_seq + 1}
+        )
+        .returning(_CHANNELS.c.guard_id, _CHANNELS.c.last_seq)
+    )
+
+
+# [SQLite, PostgreSQL]; executemany with RETURNING goes as one INSERT … VALUES (…), (…).
+_BUMP = (_bump(sqlite.insert), _bump(postgresql.insert))
+_INSERT_MESSAGE = sa_insert(_MESSAGES)
+
 
 async def enqueue(
     session: AsyncSession, ctx: AppContext, guard_id: str, frame: dict[str, Any]
 ) -> int:
     """Store `frame` for the guard with the next sequence number; deliver after commit."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(GuardChannel)
-        .values(guard_id=guard_id, last_seq=1, acked_seq=0)
-        .on_conflict_do_update(
-            index_elements=["guard_id"], set_={"last_seq": GuardChannel.last_seq + 1}
-        )
-        .returning(GuardChannel.last_seq)
+    return (await enqueue_many(session, ctx, [(guard_id, frame)]))[0]
+
+
+async def enqueue_many(
+    session: AsyncSession, ctx: AppContext, frames: Sequence[tuple[str, dict[str, Any]]]
+) -> list[int]:
+    """Store one frame each for distinct guards, each with its guard's next sequence
+    number: one upsert of the channels, one insert of the frames. Delivered after commit.
+    Returns the sequence numbers in the order given."""
+    if not frames:
+        return []
+    guard_ids = [guard_id for guard_id, _ in frames]
+    if len(set(guard_ids)) != len(guard_ids):  # a guard's seqs would need one row each
+        return [await enqueue(session, ctx, guard_id, frame) for guard_id, frame in frames]
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    bumped = await connection.execute(
+        _BUMP[postgres],
+        [{"guard_id": guard_id, "last_seq": 1, "acked_seq": 0} for guard_id in guard_ids],
     )
-    seq = int((await session.execute(stmt)).scalar_one())
-    stored = {**frame, "seq": seq}
-    session.add(GuardMessage(guard_id=guard_id, seq=seq, frame=stored, created_at=ctx.clock.now()))
+    seqs = {guard_id: int(seq) for guard_id, seq in bumped.all()}
+    now = ctx.clock.now()
+    stored = [
+        (guard_id, seqs[guard_id], {**frame, "seq": seqs[guard_id]}) for guard_id, frame in frames
+    ]
+    await connection.execute(
+        _INSERT_MESSAGE,
+        [
+            {"guard_id": guard_id, "seq": seq, "frame": frame, "created_at": now}
+            for guard_id, seq, frame in stored
+        ],
+    )
     hub = ctx.hub
-    after_commit(session, lambda: hub.deliver(guard_id, seq, stored))
-    return seq
+
+    def deliver() -> None:
+        for guard_id, seq, frame in stored:
+            try:
+                hub.deliver(guard_id, seq, frame)
+            except Exception:  # one guard's socket must not keep the frame from the others
+                log.exception("delivering seq %s to %s failed", seq, guard_id)
+
+    after_commit(session, deliver)
+    return [seq for _, seq, _ in stored]
 
 
 async def acknowledge(session: AsyncSession, guard_id: str, seq: int) -> None:
@@ -52,7 +104,7 @@ async def acknowledge(session: AsyncSession, guard_id: str, seq: int) -> None:
         )
         .values(
             acked_seq=func.min(seq, GuardChannel.last_seq)
-            if session.bind.dialect.name == "sqlite"
+            if session.get_bind().dialect.name == "sqlite"
             else func.least(seq, GuardChannel.last_seq)
         )
     )
