@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -18,8 +18,8 @@ class GuardChannel(Base):
     __tablename__ = "guard_channels"
 
     guard_id: Mapped[str] = mapped_column(ForeignKey("guards.id"), primary_key=True)
-    last_seq: Mapped[int] = mapped_column(Integer(), default=0)
-    acked_seq: Mapped[int] = mapped_column(Integer(), default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger(), default=0)
+    acked_seq: Mapped[int] = mapped_column(BigInteger(), default=0)
 
 
 class GuardMessage(Base):
@@ -29,7 +29,7 @@ class GuardMessage(Base):
     __table_args__ = (Index("ix_guard_messages_created_at", "created_at"),)
 
     guard_id: Mapped[str] = mapped_column(ForeignKey("guards.id"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger(), primary_key=True, autoincrement=False)
     frame: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
