@@ -80,6 +80,21 @@ MEASURE = """async (ms) => {
 }"""
 
 
+def hot_functions(profile: dict[str, Any], top: int = 8) -> list[tuple[str, float]]:
+    """The page's functions by self time (ms) in a CDP CPU profile."""
+    interval_ms: dict[int, float] = {}
+    deltas = profile.get("timeDeltas", [])
+    for node_id, delta in zip(profile.get("samples", []), deltas, strict=False):
+        interval_ms[node_id] = interval_ms.get(node_id, 0.0) + delta / 1000
+    by_name: dict[str, float] = {}
+    for node in profile["nodes"]:
+        frame = node["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1]
+        name = f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}"
+        by_name[name] = by_name.get(name, 0.0) + interval_ms.get(node["id"], 0.0)
+    return sorted(by_name.items(), key=lambda kv: -kv[1])[:top]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -114,7 +129,12 @@ async def measure_page(base_url: str, token: str, guards: int, seconds: float) -
             bbox = await page.evaluate("() => window.dispatchConsole.map.bbox()")
             raise RuntimeError(f"only {shown} of {guards} guards reached the map (view {bbox})")
         await page.wait_for_timeout(2000)
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Profiler.enable")
+        await cdp.send("Profiler.start")
         result: dict[str, Any] = await page.evaluate(MEASURE, seconds * 1000)
+        profile = (await cdp.send("Profiler.stop"))["profile"]
+        result["hot"] = hot_functions(profile)
         await browser.close()
     return result
 
@@ -182,6 +202,8 @@ def report(db: str, guards: int, seconds: float, result: dict[str, Any]) -> None
             f"p99 {percentile(draws, 0.99):.1f} ms"
         )
     long_tasks = result["longTasks"]
+    hot = ", ".join(f"{name} {ms:.0f} ms" for name, ms in result.get("hot", []))
+    print(f"  busiest in the page over the window (self time): {hot}")
     print(
         f"  long tasks (> 50 ms): {len(long_tasks)}"
         + (f", longest {max(long_tasks):.0f} ms" if long_tasks else "")
