@@ -16,24 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import multiprocessing
 import random
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
 from playwright.async_api import async_playwright
 
 from bench.common import (
     admin_client,
-    expect_message,
     machine_line,
     raise_nofile,
     random_point,
     running_server,
     seed_guards,
 )
-from bench.dispatch_latency import fleet_main
+from bench.dispatch_latency import pinging_fleets
 
 CHROMIUM = "/usr/bin/chromium"
 PING_INTERVAL_S = 5.0
@@ -145,35 +142,12 @@ async def run(db: str, guards: int, seconds: float) -> None:
         seeded = await asyncio.to_thread(seed_guards, server, guards)
         rng = random.Random(guards)
         specs = [(s.guard_id, s.token, *random_point(rng)) for s in seeded]
-        spawn = multiprocessing.get_context("spawn")
-        links: list[Connection] = []
-        fleets = []
-        for p in range(2):
-            parent, child = spawn.Pipe()
-            fleet = spawn.Process(
-                target=fleet_main,
-                args=(server.ws_url, specs[p::2], PING_INTERVAL_S, None, child),
-                daemon=True,
-            )
-            fleet.start()
-            links.append(parent)
-            fleets.append(fleet)
-        try:
-            for link in links:
-                await expect_message(link, "ready", 600)
+        async with pinging_fleets(server.ws_url, specs, 2, PING_INTERVAL_S) as stop:
             client = await admin_client(server)
             token = client.headers["Authorization"].split(" ", 1)[1]
             await client.aclose()
             result = await measure_page(server.base_url, token, guards, seconds)
-            for link in links:
-                link.send("stop")
-            for link in links:
-                await expect_message(link, "done", 60)
-        finally:
-            for fleet in fleets:
-                fleet.join(10)
-                if fleet.is_alive():
-                    fleet.kill()
+            await stop()
     report(db, guards, seconds, result)
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import multiprocessing
 import random
 import time
 import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.connection import Connection
 
 import httpx
@@ -82,6 +84,43 @@ async def _fleet(
         task.cancel()
     await asyncio.gather(*(p.close() for p in phones))
     conn.send(("done", dict(errors)))
+
+
+@contextlib.asynccontextmanager
+async def pinging_fleets(
+    ws_url: str, specs: list[GuardSpec], procs: int, interval_s: float
+) -> AsyncIterator[Callable[[], Awaitable[dict[str, int]]]]:
+    """`procs` load processes keeping `specs` connected, on duty and pinging, ready when
+    entered; yields `stop()`, which ends them and returns the error frames they counted."""
+    spawn = multiprocessing.get_context("spawn")
+    links: list[Connection] = []
+    fleets = []
+    for p in range(procs):
+        parent, child = spawn.Pipe()
+        fleet = spawn.Process(
+            target=fleet_main, args=(ws_url, specs[p::procs], interval_s, None, child), daemon=True
+        )
+        fleet.start()
+        links.append(parent)
+        fleets.append(fleet)
+
+    async def stop() -> dict[str, int]:
+        for link in links:
+            link.send("stop")
+        errors: collections.Counter[str] = collections.Counter()
+        for link in links:
+            errors.update(await expect_message(link, "done", 60))
+        return dict(errors)
+
+    try:
+        for link in links:
+            await expect_message(link, "ready", 600)
+        yield stop
+    finally:
+        for fleet in fleets:
+            fleet.join(10)
+            if fleet.is_alive():
+                fleet.kill()
 
 
 async def measure(

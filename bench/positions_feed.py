@@ -21,12 +21,10 @@ import contextlib
 import datetime as dt
 import json
 import math
-import multiprocessing
 import random
 import statistics
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,14 +41,13 @@ from bench.common import (
     M_PER_DEG,
     Server,
     admin_client,
-    expect_message,
     machine_line,
     raise_nofile,
     random_point,
     running_server,
     seed_guards,
 )
-from bench.dispatch_latency import fleet_main
+from bench.dispatch_latency import pinging_fleets
 
 PING_INTERVAL_S = 5.0
 
@@ -198,22 +195,7 @@ async def run(db: str, guards: int, procs: int, consoles: list[int], seconds: fl
         seeded = await asyncio.to_thread(seed_guards, server, guards)
         rng = random.Random(guards)
         specs = [(s.guard_id, s.token, *random_point(rng)) for s in seeded]
-        spawn = multiprocessing.get_context("spawn")
-        links: list[Connection] = []
-        fleets = []
-        for p in range(procs):
-            parent, child = spawn.Pipe()
-            fleet = spawn.Process(
-                target=fleet_main,
-                args=(server.ws_url, specs[p::procs], PING_INTERVAL_S, None, child),
-                daemon=True,
-            )
-            fleet.start()
-            links.append(parent)
-            fleets.append(fleet)
-        try:
-            for link in links:
-                await expect_message(link, "ready", 600)
+        async with pinging_fleets(server.ws_url, specs, procs, PING_INTERVAL_S) as stop:
             setup_s = time.perf_counter() - started
             await asyncio.sleep(PING_INTERVAL_S * 1.5)  # every guard has pinged
             client = await admin_client(server)
@@ -236,18 +218,8 @@ async def run(db: str, guards: int, procs: int, consoles: list[int], seconds: fl
                     raise RuntimeError(f"{exc}; server log:\n{server.log_tail()}") from exc
                 report(n, result, base)
                 await asyncio.sleep(2.0)
-            for link in links:
-                link.send("stop")
-            errors: dict[str, int] = {}
-            for link in links:
-                for code, count in (await expect_message(link, "done", 60)).items():
-                    errors[code] = errors.get(code, 0) + count
+            errors = await stop()
             print(f"  error frames received by guards: {errors or 'none'}")
-        finally:
-            for fleet in fleets:
-                fleet.join(10)
-                if fleet.is_alive():
-                    fleet.kill()
     print(f"  run time {time.perf_counter() - started:.0f} s")
 
 
