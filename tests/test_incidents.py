@@ -56,7 +56,9 @@ async def test_create_incident_is_durable_and_finds_its_station(
     async with harness.ctx.db.transaction(readonly=True) as session:
         stored = await session.get(Incident, incident["id"])
         events = (
-            await session.scalars(select(Event).where(Event.incident_id == incident["id"]))
+            await session.scalars(
+                select(Event).where(Event.incident_id == incident["id"]).order_by(Event.id)
+            )
         ).all()
     assert stored is not None and stored.description == "elderly man collapsed at the east gate"
     assert [e.type for e in events][:2] == ["incident.created", "incident.dispatching"]
