@@ -20,6 +20,18 @@ GUARD_CLOSE_GRACE_S = 3.0  # a phone that does not take its close frame within t
 CONSOLE_CLOSE_GRACE_S = 10.0
 
 
+async def send_unless_closing(ws: WebSocket, text: str, closing: asyncio.Task[object]) -> bool:
+    """Send, unless `closing` finishes first while the send is stuck on a full socket (a
+    reader too slow to keep up); True when the text went out."""
+    send = asyncio.create_task(ws.send_text(text))
+    done, _ = await asyncio.wait({send, closing}, return_when=asyncio.FIRST_COMPLETED)
+    if send in done:
+        send.result()
+        return True
+    send.cancel()
+    return False
+
+
 async def close_or_reset(ws: WebSocket, code: int, reason: str, grace_s: float) -> None:
     """Close with `code`; reset the connection if it is not gone within `grace_s`."""
     reset_later(ws, grace_s)

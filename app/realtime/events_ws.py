@@ -20,7 +20,7 @@ from app.clock import isoformat
 from app.events.log import event_json
 from app.models import Event
 from app.realtime.close_codes import CloseCode
-from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset
+from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset, send_unless_closing
 from app.realtime.socket_auth import open_console_socket
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
     last = 0
     try:
         last = after if after is not None else await _latest_id(ctx)
-        await _send(ws, {"type": "stream.start", "after": str(last), "station_id": station_id})
+        start = {"type": "stream.start", "after": str(last), "station_id": station_id}
+        await ws.send_text(_json(start))
         if after is not None:
             last = await _backfill(ctx, ws, station_id, last, overflow)
         heartbeat_s = ctx.settings.stream_heartbeat_s
@@ -83,10 +84,10 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
                         "at": isoformat(ctx.clock.now()),
                         "last_event_id": str(last),
                     }
-                    await _send_unless(ws, beat, overflow)
+                    await send_unless_closing(ws, _json(beat), overflow)
                 continue
             event = get.result()
-            if int(event["id"]) > last and await _send_unless(ws, event, overflow):
+            if int(event["id"]) > last and await send_unless_closing(ws, _json(event), overflow):
                 last = int(event["id"])
     except (WebSocketDisconnect, RuntimeError):
         return
@@ -100,17 +101,6 @@ async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: 
         reason = f"slow consumer: resume with ?after={last}"
         await close_or_reset(ws, CloseCode.SLOW, reason, CONSOLE_CLOSE_GRACE_S)
     overflow.cancel()
-
-
-async def _send_unless(ws: WebSocket, payload: dict[str, Any], overflow: asyncio.Task[Any]) -> bool:
-    """Send, unless the subscriber overflows while the send is stuck on a full socket."""
-    send = asyncio.create_task(_send(ws, payload))
-    done, _ = await asyncio.wait({send, overflow}, return_when=asyncio.FIRST_COMPLETED)
-    if send in done:
-        send.result()
-        return True
-    send.cancel()
-    return False
 
 
 async def _latest_id(ctx: AppContext) -> int:
@@ -129,7 +119,7 @@ async def _backfill(
                 stmt = stmt.where(Event.station_id == station_id)
             events = list((await session.scalars(stmt)).all())
         for event in events:
-            if not await _send_unless(ws, event_json(event), overflow):
+            if not await send_unless_closing(ws, _json(event_json(event)), overflow):
                 return last
             last = event.id
         if len(events) < BACKFILL_PAGE:
@@ -145,5 +135,5 @@ async def _drain_client(ws: WebSocket) -> None:
                 return
 
 
-async def _send(ws: WebSocket, payload: dict[str, Any]) -> None:
-    await ws.send_text(json.dumps(payload, separators=(",", ":")))
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))

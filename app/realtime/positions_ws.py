@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.clock import isoformat
 from app.geo.bbox import BBox, bbox_from_values, parse_bbox
 from app.realtime.close_codes import CloseCode
-from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset
+from app.realtime.closing import CONSOLE_CLOSE_GRACE_S, close_or_reset, send_unless_closing
 from app.realtime.frames import FrameError
 from app.realtime.positions_feed import FeedClient
 from app.realtime.positions_view import Viewer, company_scope, encode
@@ -96,9 +96,9 @@ async def _serve(ctx: AppContext, ws: WebSocket, client: FeedClient) -> None:
                 get.cancel()
                 if not done:
                     beat = {"type": "heartbeat", "at": isoformat(ctx.clock.now())}
-                    await _send_unless(ws, encode(beat), stop)
+                    await send_unless_closing(ws, encode(beat), stop)
                 continue
-            await _send_unless(ws, get.result(), stop)
+            await send_unless_closing(ws, get.result(), stop)
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
@@ -111,16 +111,6 @@ async def _serve(ctx: AppContext, ws: WebSocket, client: FeedClient) -> None:
             # that never reads it is reset rather than left holding the socket.
             await close_or_reset(ws, code, reason, CONSOLE_CLOSE_GRACE_S)
         stop.cancel()
-
-
-async def _send_unless(ws: WebSocket, text: str, stop: asyncio.Task[Any]) -> None:
-    """Send, unless the client is told to close while the send is stuck on a full socket."""
-    send = asyncio.create_task(ws.send_text(text))
-    done, _ = await asyncio.wait({send, stop}, return_when=asyncio.FIRST_COMPLETED)
-    if send in done:
-        send.result()
-    else:
-        send.cancel()
 
 
 async def _read_controls(ctx: AppContext, ws: WebSocket, client: FeedClient) -> None:
