@@ -3,7 +3,10 @@
 One real uvicorn server per backend serves the app on 127.0.0.1 (ephemeral port) inside
 the test event loop, with a ManualClock the tests move instead of sleeping. Tests keep out
 of each other's way by working in their own area of the map (`area` fixture) and with
-unique names, so the database is shared for the whole session.
+unique names, so the database is shared for the whole session. A test that starts a
+server of its own gives it a database of its own (`own_database_url`): two servers on one
+database would each run the background loops (timers, re-offers) on their own clock, and
+the session server, its clock moved on by other tests, would expire the other's offers.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +63,13 @@ async def database_url(
     backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     async with fresh_database(backend, PG_URL, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+async def own_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database for a test that starts its own server(s)."""
+    async with fresh_database(backend, PG_URL, tmp_path) as url:
         yield url
 
 

@@ -69,12 +69,20 @@ class Phone:
         for i, frame in enumerate(self.inbox):
             if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
                 return self.inbox.pop(i)
-        async with asyncio.timeout(timeout):
-            while True:
-                frame = await self.recv(timeout)
-                if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
-                    return frame
-                self.inbox.append(frame)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    frame = await self.recv(timeout)
+                    if frame["type"] == frame_type and all(
+                        frame.get(k) == v for k, v in match.items()
+                    ):
+                        return frame
+                    self.inbox.append(frame)
+        except TimeoutError:
+            # What did come instead is what a failure report needs.
+            raise AssertionError(
+                f"no {frame_type!r} frame {match or ''} within {timeout} s; got {self.inbox}"
+            ) from None
 
     async def quiet(self, frame_type: str, within: float = 0.3) -> None:
         """Assert no frame of this type arrives within `within` seconds."""

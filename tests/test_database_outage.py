@@ -143,11 +143,11 @@ async def mixed_requests(
 
 
 async def test_postgres_down_answers_503_with_retry_after_and_recovers(
-    backend: str, database_url: str, area: tuple[float, float]
+    backend: str, own_database_url: str, area: tuple[float, float]
 ) -> None:
     if backend != "postgresql":
         pytest.skip("the proxy stands between the service and PostgreSQL")
-    async with proxied_harness(database_url) as (harness, proxy):
+    async with proxied_harness(own_database_url) as (harness, proxy):
         headers = await harness.headers("operator")
         before = await harness.client.post(
             "/api/v1/incidents", json=incident(area), headers=headers
@@ -172,11 +172,11 @@ async def test_postgres_down_answers_503_with_retry_after_and_recovers(
 
 
 async def test_hung_postgres_fails_every_writer_fast_with_503(
-    backend: str, database_url: str, area: tuple[float, float]
+    backend: str, own_database_url: str, area: tuple[float, float]
 ) -> None:
     if backend != "postgresql":
         pytest.skip("the proxy stands between the service and PostgreSQL")
-    async with proxied_harness(database_url) as (harness, proxy):
+    async with proxied_harness(own_database_url) as (harness, proxy):
         headers = await harness.headers("operator")
         warm = await harness.client.post("/api/v1/incidents", json=incident(area), headers=headers)
         assert warm.status_code == 201, warm.text
@@ -198,13 +198,13 @@ async def test_hung_postgres_fails_every_writer_fast_with_503(
 
 
 async def test_sqlite_locked_beyond_the_busy_timeout_answers_503_and_recovers(
-    backend: str, database_url: str, area: tuple[float, float]
+    backend: str, own_database_url: str, area: tuple[float, float]
 ) -> None:
     if backend != "sqlite":
         pytest.skip("SQLite's own lock stands for an unavailable database")
-    path = make_url(database_url).database
+    path = make_url(own_database_url).database
     assert path is not None
-    async with start_harness(database_url, sqlite_busy_timeout_ms=100, db_retry_after_s=3) as h:
+    async with start_harness(own_database_url, sqlite_busy_timeout_ms=100, db_retry_after_s=3) as h:
         headers = await h.headers("operator")
         assert (
             await h.client.post("/api/v1/incidents", json=incident(area), headers=headers)
@@ -234,12 +234,12 @@ async def test_sqlite_locked_beyond_the_busy_timeout_answers_503_and_recovers(
 
 
 async def test_writer_hung_in_another_process_cannot_stall_every_writer(
-    backend: str, database_url: str, area: tuple[float, float]
+    backend: str, own_database_url: str, area: tuple[float, float]
 ) -> None:
     if backend != "postgresql":
         pytest.skip("SQLite has one writer process; its lock is the test above")
-    dsn = database_url.replace("postgresql+asyncpg", "postgresql")
-    async with proxied_harness(database_url) as (harness, _proxy):
+    dsn = own_database_url.replace("postgresql+asyncpg", "postgresql")
+    async with proxied_harness(own_database_url) as (harness, _proxy):
         headers = await harness.headers("operator")
         other = await asyncpg.connect(dsn)
         try:

@@ -124,14 +124,14 @@ async def test_a_late_accept_that_loses_the_seat_is_withdrawn_and_that_stands(
 
 
 async def test_after_a_restart_a_guard_is_dispatchable_only_once_its_phone_reconnects(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
-    async with start_harness(database_url) as first:
+    async with start_harness(own_database_url) as first:
         phone = await guard_at(first, offset(area, north_m=100))
         await phone.close()
         await first.ctx.positions.flush()
     params = {"lat": area[0], "lon": area[1], "radius_m": 500}
-    async with start_harness(database_url) as second:
+    async with start_harness(own_database_url) as second:
         assert second.ctx.live.get(phone.id) is not None  # restored, but no socket yet
         nearby = (await second.get("/api/v1/guards/nearby", params=params)).json()
         assert nearby["items"] == []

@@ -131,8 +131,10 @@ async def test_guard_on_scene_in_time_means_no_escalation(
     await phone.close()
 
 
-async def test_deadline_survives_a_restart(database_url: str, area: tuple[float, float]) -> None:
-    async with start_harness(database_url) as first:
+async def test_deadline_survives_a_restart(
+    own_database_url: str, area: tuple[float, float]
+) -> None:
+    async with start_harness(own_database_url) as first:
         await first.make_station(area)
         phone = await guard_at(first, offset(area, north_m=100))
         incident = await first.make_incident(area, category="medical", priority=2)
@@ -142,7 +144,7 @@ async def test_deadline_survives_a_restart(database_url: str, area: tuple[float,
         await phone.expect("assignment")
         await phone.close()
         assert await escalations(first, incident["id"]) == []
-    async with start_harness(database_url) as second:  # the deadline is a row, not a task
+    async with start_harness(own_database_url) as second:  # the deadline is a row, not a task
         second.clock.advance(301)
         await second.ctx.scheduler.fire_due()
         [escalation] = await escalations(second, incident["id"])

@@ -299,9 +299,9 @@ async def test_oversized_and_flooding_frames_are_refused(
 
 
 async def test_silent_client_is_dropped_and_its_position_goes_stale(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
-    async with start_harness(database_url, ws_idle_timeout_s=0.4) as quick:
+    async with start_harness(own_database_url, ws_idle_timeout_s=0.4) as quick:
         company = await quick.make_company()
         phone = await guard_at(quick, area, company["id"])
         assert (
@@ -330,15 +330,15 @@ async def test_browser_origin_must_be_allowed(harness: Harness) -> None:
 
 
 async def test_index_is_rebuilt_from_the_database_on_start(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
-    async with start_harness(database_url) as first:
+    async with start_harness(own_database_url) as first:
         phone = await guard_at(first, area)
         guard_id = phone.id
         await phone.close()
         await first.ctx.positions.flush()
         # Closing the socket marked it stale in this process; the database keeps the position.
-    async with start_harness(database_url) as second:
+    async with start_harness(own_database_url) as second:
         entry = second.ctx.live.get(guard_id)
         assert entry is not None and entry.on_duty
         assert (entry.lat, entry.lon) == pytest.approx(area)

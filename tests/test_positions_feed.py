@@ -34,7 +34,8 @@ from app.realtime.positions_view import (
     update_item,
     update_json,
 )
-from tests.harness import Harness, start_harness
+from tests.conftest import PG_URL
+from tests.harness import Harness, fresh_database, start_harness
 from tests.phones import Phone, guard_at, offset, phone_for
 from tests.test_errors import assert_error
 
@@ -43,10 +44,11 @@ WAIT_S = 5.0
 
 
 @pytest.fixture(scope="module")
-async def manual(database_url: str) -> AsyncIterator[Harness]:
-    """A server whose feed ticks only when a test says so."""
-    async with start_harness(database_url, positions_feed_interval_s=3600) as running:
-        yield running
+async def manual(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+    """A server (and database) of its own whose feed ticks only when a test says so."""
+    async with fresh_database(backend, PG_URL, tmp_path_factory.mktemp("manual")) as url:
+        async with start_harness(url, positions_feed_interval_s=3600) as running:
+            yield running
 
 
 def box(center: tuple[float, float], half: float = 0.05) -> str:
@@ -448,10 +450,10 @@ async def test_disconnected_guard_turns_offline_and_a_silent_one_stale(
 
 
 async def test_the_ticker_runs_on_its_own_while_consoles_are_connected(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
     async with start_harness(
-        database_url, positions_feed_interval_s=0.05, stream_heartbeat_s=0.2
+        own_database_url, positions_feed_interval_s=0.05, stream_heartbeat_s=0.2
     ) as quick:
         phone = await guard_at(quick, area)
         token = await quick.token("operator")

@@ -168,9 +168,9 @@ class StalledReader:
 
 
 async def test_slow_consumer_is_dropped_and_others_are_unaffected(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
-    async with start_harness(database_url, stream_queue_size=50) as quick:
+    async with start_harness(own_database_url, stream_queue_size=50) as quick:
         station = await quick.make_station(area)
         token = await quick.token("operator")
         query = f"?station_id={station['id']}"
@@ -230,9 +230,9 @@ async def _drop_the_stalled_reader(
 
 @needs_proc_net_tcp
 async def test_a_console_that_never_reads_is_closed_and_its_socket_released(
-    database_url: str, area: tuple[float, float]
+    own_database_url: str, area: tuple[float, float]
 ) -> None:
-    async with start_harness(database_url, stream_queue_size=50) as quick:
+    async with start_harness(own_database_url, stream_queue_size=50) as quick:
         station = await quick.make_station(area)
         token = await quick.token("operator")
         port = int(quick.base_url.rsplit(":", 1)[1])
@@ -265,8 +265,8 @@ async def test_a_console_that_never_reads_is_closed_and_its_socket_released(
             slow.sock.close()
 
 
-async def test_heartbeats_keep_an_idle_stream_alive(database_url: str) -> None:
-    async with start_harness(database_url, stream_heartbeat_s=0.1) as quick:
+async def test_heartbeats_keep_an_idle_stream_alive(own_database_url: str) -> None:
+    async with start_harness(own_database_url, stream_heartbeat_s=0.1) as quick:
         ws = await open_stream(quick, await quick.token("operator"))
         beat = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert beat["type"] == "heartbeat" and "last_event_id" in beat

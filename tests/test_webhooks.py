@@ -99,16 +99,16 @@ async def test_receiver_down_then_back_gets_the_same_webhook_id(
 
 
 async def test_service_restarted_mid_retry_still_delivers(
-    database_url: str, area: tuple[float, float], receiver: Receiver
+    own_database_url: str, area: tuple[float, float], receiver: Receiver
 ) -> None:
     receiver.statuses.extend([500])
-    async with start_harness(database_url) as first:
+    async with start_harness(own_database_url) as first:
         station = await first.make_station(area)
         subscription = await subscribe(first, receiver.url, station["id"])
         await first.make_incident(area)
         await receiver.wait_for(1)
         await first.ctx.webhooks.drain()
-    async with start_harness(database_url) as second:
+    async with start_harness(own_database_url) as second:
         second.clock.advance(10)
         [failed, delivered] = await receiver.wait_for(2)
         assert failed.headers["webhook-id"] == delivered.headers["webhook-id"]
