@@ -22,6 +22,10 @@ class User(Base):
     station_id: Mapped[str | None] = mapped_column(ForeignKey("police_stations.id"))
     active: Mapped[bool] = mapped_column(Boolean(), default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Lockout (CJIS AC-7, app/auth/lockout.py): when recent sign-ins failed (ISO 8601 UTC,
+    # at most the threshold, within the window) and, while locked, when the lock lifts.
+    failed_logins: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiKey(Base):
