@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from app.dispatch import decisions
 from app.dispatch.policy import PolicyOverride, policy_for
+from app.models.status import ENDED_INCIDENT, OPEN_INCIDENT
 
 T0 = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 GUARDS = [f"g{i}" for i in range(12)]
@@ -125,7 +126,7 @@ class Model:
         if guard not in self.offers:
             return
         verdict = decisions.judge_accept(self.offers[guard], T0 + dt.timedelta(1), T0)
-        seat_free = self.status in decisions.STAFFABLE and self.assigned < self.required
+        seat_free = self.status in OPEN_INCIDENT and self.assigned < self.required
         if verdict == "assign" and seat_free:
             self.offers[guard] = "accepted"
             self.assigned += 1
@@ -161,7 +162,7 @@ def test_any_run_never_over_assigns_never_re_offers_a_refusal_and_ends_with_no_o
 ) -> None:
     model = Model(required=required)
     for action, arg in script:
-        if model.status in decisions.ENDED:
+        if model.status in ENDED_INCIDENT:
             break
         if action == "wave":
             model.wave(list(arg))  # type: ignore[call-overload]
@@ -171,5 +172,5 @@ def test_any_run_never_over_assigns_never_re_offers_a_refusal_and_ends_with_no_o
             getattr(model, action)(str(arg))
         assert model.assigned <= model.required
         assert all(model.offers[g] == "declined" for g in model.refused)
-    if model.status in decisions.ENDED:
+    if model.status in ENDED_INCIDENT:
         assert None not in model.offers.values()

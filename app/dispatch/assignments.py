@@ -13,14 +13,19 @@ from app.ids import new_id
 from app.incidents.lifecycle import OPEN, staffing_status
 from app.incidents.service import change_status
 from app.models import Assignment, Incident
+from app.models.status import AssignmentStatus, EngagementKind, IncidentStatus
 from app.realtime import outbox
 from app.realtime.frames import assignment_frame, incident_update_frame
 
 if TYPE_CHECKING:
     from app.context import AppContext
 
-ACTIVE = ("en_route", "on_scene")
-_NEXT = {"en_route": {"on_scene", "cleared"}, "on_scene": {"cleared"}, "cleared": set()}
+ACTIVE = (AssignmentStatus.EN_ROUTE, AssignmentStatus.ON_SCENE)
+_NEXT: dict[str, set[str]] = {
+    AssignmentStatus.EN_ROUTE: {AssignmentStatus.ON_SCENE, AssignmentStatus.CLEARED},
+    AssignmentStatus.ON_SCENE: {AssignmentStatus.CLEARED},
+    AssignmentStatus.CLEARED: set(),
+}
 
 
 async def take_seat(session: AsyncSession, incident: Incident, *, grow: bool = False) -> bool:
@@ -57,7 +62,7 @@ async def create(
     source: str,
     actor: str,
     offer_id: str | None = None,
-    status: str = "en_route",
+    status: str = AssignmentStatus.EN_ROUTE,
     note: str | None = None,
 ) -> Assignment:
     """Record the assignment (the seat is already taken), tell the guard, update the incident."""
@@ -70,7 +75,7 @@ async def create(
         source=source,
         status=status,
         assigned_at=now,
-        on_scene_at=now if status == "on_scene" else None,
+        on_scene_at=now if status == AssignmentStatus.ON_SCENE else None,
         note=note,
     )
     session.add(assignment)
@@ -79,10 +84,10 @@ async def create(
             session, ctx, guard_id, offer_id, assignment.id, incident.id
         )
     elif not await engagement.claim(
-        session, ctx, guard_id, incident.id, "assignment", assignment.id, now
+        session, ctx, guard_id, incident.id, EngagementKind.ASSIGNMENT, assignment.id, now
     ):
         raise Conflict(f"guard '{guard_id}' is engaged on another incident", code="guard_busy")
-    if status != "en_route":  # a guard's own report starts on scene
+    if status != AssignmentStatus.EN_ROUTE:  # a guard's own report starts on scene
         engagement.show(session, ctx, guard_id, status, incident.id)
     await ctx.events.record(
         session,
@@ -115,23 +120,26 @@ async def update_status(
     note: str | None,
 ) -> Assignment:
     """A guard reports progress. Repeating the current status is a harmless no-op."""
-    assignment = await session.get(Assignment, assignment_id, with_for_update=True)
+    assignment = await session.get(Assignment, assignment_id)
     if assignment is None or assignment.guard_id != guard_id:
         raise NotFound(f"assignment '{assignment_id}' not found")
+    # The incident first, then its assignment (the order every writer keeps), and the
+    # status read again under the lock.
+    incident = await session.get(Incident, assignment.incident_id, with_for_update=True)
+    assert incident is not None
+    await session.refresh(assignment, with_for_update=True)
     if assignment.status == status:
         return assignment
     if status not in _NEXT[assignment.status]:
         raise InvalidTransition(f"set {status} on", "assignment", assignment.status)
-    incident = await session.get(Incident, assignment.incident_id, with_for_update=True)
-    assert incident is not None
     now = ctx.clock.now()
     assignment.status = status
     if note:
         assignment.note = note
-    if status == "on_scene":
+    if status == AssignmentStatus.ON_SCENE:
         assignment.on_scene_at = now
-        engagement.show(session, ctx, guard_id, "on_scene", incident.id)
-    elif status == "cleared":
+        engagement.show(session, ctx, guard_id, AssignmentStatus.ON_SCENE, incident.id)
+    elif status == AssignmentStatus.CLEARED:
         assignment.cleared_at = now
         await engagement.release(session, ctx, guard_id, assignment.id)
     actor = f"guard:{guard_id}"
@@ -164,13 +172,13 @@ async def sync_status(
             )
         ).all()
     )
-    active = counts.get("en_route", 0) + counts.get("on_scene", 0)
-    if active == 0 and counts.get("cleared", 0) > 0:
+    active = sum(counts.get(status, 0) for status in ACTIVE)
+    if active == 0 and counts.get(AssignmentStatus.CLEARED, 0) > 0:
         data = {"reason": "all guards cleared"}
-        await closing.end(session, ctx, incident, "resolved", actor, data=data)
+        await closing.end(session, ctx, incident, IncidentStatus.RESOLVED, actor, data=data)
         return
-    target = staffing_status(incident.status, active, counts.get("on_scene", 0))
-    if target == "assigned" and incident.status != "assigned":
+    target = staffing_status(incident.status, active, counts.get(AssignmentStatus.ON_SCENE, 0))
+    if target == IncidentStatus.ASSIGNED and incident.status != IncidentStatus.ASSIGNED:
         # `incident.assigned` is each assignment's own event (one per guard, and the
         # webhook of that name); the status it implies gets no second one.
         incident.status = target
@@ -192,7 +200,7 @@ async def clear_all(
     ).all()
     now = ctx.clock.now()
     for assignment in active:
-        assignment.status = "cleared"
+        assignment.status = AssignmentStatus.CLEARED
         assignment.cleared_at = now
         assignment.note = note
         await engagement.release(session, ctx, assignment.guard_id, assignment.id)

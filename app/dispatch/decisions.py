@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.dispatch.policy import Policy
-from app.incidents.lifecycle import OPEN
-
-ENDED = frozenset({"resolved", "closed", "cancelled"})
-STAFFABLE = frozenset({"new", "dispatching", "assigned", "on_scene"})
+from app.models.status import ENDED_INCIDENT, OPEN_INCIDENT, OfferOutcome
 
 AcceptVerdict = Literal["assign", "repeat", "closed", "late"]
 
@@ -29,7 +26,7 @@ def judge_accept(outcome: str | None, expires_at: dt.datetime, now: dt.datetime)
     open but past its deadline; the expiry timer will close it, nothing is written here.
     `assign`: try for a seat (the database's conditional UPDATE decides).
     """
-    if outcome == "accepted":
+    if outcome == OfferOutcome.ACCEPTED:
         return "repeat"
     if outcome is not None:
         return "closed"
@@ -44,12 +41,12 @@ def withdraw_reason(target: str) -> str | None:
     Every way an incident ends stands its open offers down with the status it ended in:
     cancelled, resolved (an operator, the last guard clearing, a police handover) or closed.
     """
-    return target if target in ENDED else None
+    return target if target in ENDED_INCIDENT else None
 
 
 def needs_guards(status: str, assigned: int, required: int) -> bool:
     """An open incident still short of guards."""
-    return status in STAFFABLE and assigned < required
+    return status in OPEN_INCIDENT and assigned < required
 
 
 def wave_target(policy: Policy, required: int, assigned: int, pending: int = 0) -> int:
@@ -108,7 +105,7 @@ def escalation_when_unstaffed(policy: Policy) -> EscalationCall | None:
 
 def may_restaff(status: str, unstaffed: bool, assigned: int, required: int) -> bool:
     """An unstaffed incident is offered again to guards who become available."""
-    return unstaffed and status in OPEN and needs_guards(status, assigned, required)
+    return unstaffed and status in OPEN_INCIDENT and needs_guards(status, assigned, required)
 
 
 @dataclass(frozen=True, slots=True)

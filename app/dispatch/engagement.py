@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
 from app.models import Assignment, GuardEngagement
+from app.models.status import AssignmentStatus, EngagementKind
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -71,7 +72,7 @@ async def claim_many(
     # executemany with RETURNING: SQLAlchemy sends one INSERT … VALUES (…), (…) (cached).
     result = await connection.execute(_CLAIM[connection.dialect.name == "postgresql"], rows)
     won = set(result.scalars())
-    activity = "offered" if kind == "offer" else "en_route"
+    activity = "offered" if kind == EngagementKind.OFFER else AssignmentStatus.EN_ROUTE
     for guard_id, _ in claims:
         if guard_id in won:
             show(session, ctx, guard_id, activity, incident_id)
@@ -103,11 +104,11 @@ async def convert_to_assignment(
     result = await session.execute(
         update(GuardEngagement)
         .where(GuardEngagement.guard_id == guard_id, GuardEngagement.ref_id == offer_id)
-        .values(kind="assignment", ref_id=assignment_id)
+        .values(kind=EngagementKind.ASSIGNMENT, ref_id=assignment_id)
     )
     converted = bool(result.rowcount)  # type: ignore[attr-defined]
     if converted:
-        show(session, ctx, guard_id, "en_route", incident_id)
+        show(session, ctx, guard_id, AssignmentStatus.EN_ROUTE, incident_id)
     return converted
 
 
@@ -136,9 +137,10 @@ async def activities(
 
 def activity_of(kind: str, assignment_status: str | None) -> str:
     """offered for an offer hold; the assignment's status (en_route / on_scene) otherwise."""
-    if kind == "offer":
+    if kind == EngagementKind.OFFER:
         return "offered"
-    return assignment_status if assignment_status in ("en_route", "on_scene") else "en_route"
+    active = (AssignmentStatus.EN_ROUTE, AssignmentStatus.ON_SCENE)
+    return assignment_status if assignment_status in active else AssignmentStatus.EN_ROUTE
 
 
 def show(

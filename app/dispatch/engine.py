@@ -14,6 +14,7 @@ from app.dispatch.policy import Policy, policy_for
 from app.ids import new_id
 from app.incidents.service import change_status
 from app.models import Incident, Offer
+from app.models.status import EngagementKind, IncidentStatus, OfferOutcome
 from app.realtime import outbox
 from app.realtime.frames import offer_frame
 
@@ -26,8 +27,8 @@ OFFER_EXPIRY = "offer_expiry"
 
 async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
     """A new incident: mark it dispatching and send the first wave."""
-    if incident.status == "new":
-        await change_status(session, ctx, incident, "dispatching", ACTOR)
+    if incident.status == IncidentStatus.NEW:
+        await change_status(session, ctx, incident, IncidentStatus.DISPATCHING, ACTOR)
     await _waves(session, ctx, incident, refused=set())  # no offers yet: none pending or refused
 
 
@@ -68,8 +69,8 @@ async def _refused(session: AsyncSession, incident_id: str) -> set[str]:
         select(Offer.guard_id).where(
             Offer.incident_id == incident_id,
             or_(
-                Offer.outcome.in_(("declined", "expired")),
-                and_(Offer.outcome == "withdrawn", Offer.reason == "operator"),
+                Offer.outcome.in_((OfferOutcome.DECLINED, OfferOutcome.EXPIRED)),
+                and_(Offer.outcome == OfferOutcome.WITHDRAWN, Offer.reason == "operator"),
             ),
         )
     )
@@ -181,7 +182,7 @@ async def _offer_wave(
             session,
             ctx,
             incident.id,
-            "offer",
+            EngagementKind.OFFER,
             [(candidate.guard_id, ids[candidate.guard_id]) for candidate in batch],
             now,
         )

@@ -21,6 +21,7 @@ from app.geo.distance import haversine_m
 from app.ids import new_id
 from app.incidents.lifecycle import OPEN
 from app.models import Escalation, Incident, PoliceStation, PoliceUnit
+from app.models.status import EscalationStatus, IncidentStatus
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -101,7 +102,7 @@ async def escalate(
         "incident_id": incident.id,
         "station_id": station_id,
         "reason": reason,
-        "status": "sent",
+        "status": EscalationStatus.SENT,
         "outside_jurisdiction": outside,
         "distance_to_jurisdiction_m": distance,
         "recommended_units": recommend_units(units, incident.lat, incident.lon),
@@ -234,7 +235,11 @@ async def on_backup_request(
 async def on_scene_deadline(session: AsyncSession, ctx: AppContext, incident_id: str) -> None:
     """Timer handler: no guard on scene in time escalates (if still open and not on scene)."""
     incident = await session.get(Incident, incident_id, with_for_update=True)
-    if incident is None or incident.status not in OPEN or incident.status == "on_scene":
+    if (
+        incident is None
+        or incident.status not in OPEN
+        or incident.status == IncidentStatus.ON_SCENE
+    ):
         return
     if incident.station_id:
         await escalate(

@@ -11,6 +11,7 @@ from app.dispatch import assignments, engagement, engine, escalation
 from app.incidents.schemas import IncidentCreate
 from app.incidents.service import create_incident
 from app.models import Incident
+from app.models.status import AssignmentStatus
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -50,5 +51,5 @@ async def _assign_reporter(
         guard_id,
         source="report",
         actor=f"guard:{guard_id}",
-        status="on_scene",
+        status=AssignmentStatus.ON_SCENE,
     )

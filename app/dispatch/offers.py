@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.dispatch import assignments, decisions, engagement, engine, timers
 from app.errors import Conflict, NotFound
 from app.models import Assignment, Incident, Offer
+from app.models.status import OfferOutcome
 from app.realtime import outbox
 from app.realtime.frames import withdrawn_frame
 
@@ -38,6 +39,15 @@ async def _guard_offer(session: AsyncSession, guard_id: str, offer_id: str) -> O
     return offer
 
 
+async def _lock_incident(session: AsyncSession, offer: Offer) -> Incident:
+    """Lock the offer's incident. Every writer locks the incident before its offers (and
+    offers before engagements and timers): one order, so overlapping writers never
+    deadlock."""
+    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
+    assert incident is not None
+    return incident
+
+
 async def _close(
     session: AsyncSession,
     ctx: AppContext,
@@ -56,7 +66,7 @@ async def _close(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
     await timers.cancel(session, engine.OFFER_EXPIRY, offer.id)
-    if outcome != "accepted":
+    if outcome != OfferOutcome.ACCEPTED:
         await engagement.release(session, ctx, offer.guard_id, offer.id)
     return True
 
@@ -105,6 +115,8 @@ async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id
     never raised: an error means nothing happened.
     """
     offer = await _guard_offer(session, guard_id, offer_id)
+    incident = await _lock_incident(session, offer)
+    await session.refresh(offer)  # judged as it stands under the lock, not as first read
     now = ctx.clock.now()
     verdict = decisions.judge_accept(offer.outcome, offer.expires_at, now)
     if verdict == "repeat":
@@ -113,13 +125,11 @@ async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id
         raise OfferClosed(offer, reason="expired")
     if verdict == "closed":
         raise OfferClosed(offer)
-    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
-    assert incident is not None
     if not await assignments.take_seat(session, incident):
         # Filled by faster guards (or ended): this accept loses, and that stands.
         await withdraw(session, ctx, incident, offer, "filled", f"guard:{guard_id}", late=True)
         return Accepted(None)
-    if not await _close(session, ctx, offer, "accepted", None, now):
+    if not await _close(session, ctx, offer, OfferOutcome.ACCEPTED, None, now):
         raise OfferClosed(offer)  # closed by a concurrent writer: the seat rolls back too
     response_s = (now - offer.offered_at).total_seconds()
     await _record(
@@ -127,7 +137,7 @@ async def accept(session: AsyncSession, ctx: AppContext, guard_id: str, offer_id
         ctx,
         incident,
         offer,
-        "accepted",
+        OfferOutcome.ACCEPTED,
         f"guard:{guard_id}",
         response_s=round(response_s, 1),
     )
@@ -157,26 +167,26 @@ async def decline(
     session: AsyncSession, ctx: AppContext, guard_id: str, offer_id: str, reason: str | None
 ) -> None:
     offer = await _guard_offer(session, guard_id, offer_id)
-    if not await _close(session, ctx, offer, "declined", reason, ctx.clock.now()):
+    incident = await _lock_incident(session, offer)
+    if not await _close(session, ctx, offer, OfferOutcome.DECLINED, reason, ctx.clock.now()):
         await session.refresh(offer)
         raise OfferClosed(offer)
-    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
-    assert incident is not None
-    await _record(session, ctx, incident, offer, "declined", f"guard:{guard_id}", reason=reason)
+    await _record(
+        session, ctx, incident, offer, OfferOutcome.DECLINED, f"guard:{guard_id}", reason=reason
+    )
     await engine.advance(session, ctx, incident)
 
 
 async def expire(session: AsyncSession, ctx: AppContext, offer_id: str) -> None:
     """Timer handler: no answer in time. The guard is told, the next wave may go out."""
     offer = await session.get(Offer, offer_id)
-    if offer is None or not await _close(
-        session, ctx, offer, "expired", "expired", ctx.clock.now()
-    ):
+    if offer is None:
         return
-    incident = await session.get(Incident, offer.incident_id, with_for_update=True)
-    assert incident is not None
+    incident = await _lock_incident(session, offer)
+    if not await _close(session, ctx, offer, OfferOutcome.EXPIRED, "expired", ctx.clock.now()):
+        return
     await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, "expired"))
-    await _record(session, ctx, incident, offer, "expired", engine.ACTOR)
+    await _record(session, ctx, incident, offer, OfferOutcome.EXPIRED, engine.ACTOR)
     await engine.advance(session, ctx, incident)
 
 
@@ -191,11 +201,13 @@ async def withdraw(
     late: bool = False,
 ) -> bool:
     """Close an open offer as withdrawn, free its guard and tell them; False if not open."""
-    if not await _close(session, ctx, offer, "withdrawn", reason, ctx.clock.now()):
+    if not await _close(session, ctx, offer, OfferOutcome.WITHDRAWN, reason, ctx.clock.now()):
         return False
     await outbox.enqueue(session, ctx, offer.guard_id, withdrawn_frame(offer.id, reason))
     extra = {"late_accept": True} if late else {}
-    await _record(session, ctx, incident, offer, "withdrawn", actor, reason=reason, **extra)
+    await _record(
+        session, ctx, incident, offer, OfferOutcome.WITHDRAWN, actor, reason=reason, **extra
+    )
     return True
 
 

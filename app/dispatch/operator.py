@@ -13,6 +13,7 @@ from app.errors import Conflict, InvalidTransition, NotFound, Unprocessable
 from app.incidents import lifecycle
 from app.incidents.service import lock_incident
 from app.models import Assignment, Escalation, Guard, Incident, Offer, SecurityCompany
+from app.models.status import EngagementKind
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -77,7 +78,7 @@ async def assign(
     check_dispatchable(guard, company, ctx.clock.now().date())
 
     held = await engagement.current(session, guard_id)
-    if held is not None and held.kind == "assignment":
+    if held is not None and held.kind == EngagementKind.ASSIGNMENT:
         if held.incident_id == incident.id:
             raise Conflict(
                 f"guard '{guard_id}' is already assigned to this incident", code="already_assigned"

@@ -12,6 +12,7 @@ from app.dispatch import assignments, closing
 from app.errors import Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable
 from app.incidents.lifecycle import OPEN
 from app.models import Assignment, Escalation, Incident, PoliceUnit
+from app.models.status import EscalationStatus, IncidentStatus
 from app.realtime import outbox
 from app.realtime.frames import incident_update_frame, instruction_frame
 
@@ -20,9 +21,17 @@ if TYPE_CHECKING:
 
 # action: (statuses it may start from, status it leads to, timestamp column)
 _STEPS = {
-    "ack": ({"sent"}, "acknowledged", "acknowledged_at"),
-    "arrived": ({"sent", "acknowledged"}, "police_on_scene", "police_on_scene_at"),
-    "handover": ({"police_on_scene"}, "handed_over", "handed_over_at"),
+    "ack": ({EscalationStatus.SENT}, EscalationStatus.ACKNOWLEDGED, "acknowledged_at"),
+    "arrived": (
+        {EscalationStatus.SENT, EscalationStatus.ACKNOWLEDGED},
+        EscalationStatus.POLICE_ON_SCENE,
+        "police_on_scene_at",
+    ),
+    "handover": (
+        {EscalationStatus.POLICE_ON_SCENE},
+        EscalationStatus.HANDED_OVER,
+        "handed_over_at",
+    ),
 }
 _NOTICE = {
     "ack": "police acknowledged",
@@ -135,7 +144,9 @@ async def _hand_over(
     """The police take over: the incident ends resolved (offers and guards stood down)."""
     if incident.status in OPEN:
         data = {"reason": "handed over to police"}
-        await closing.end(session, ctx, incident, "resolved", actor, note=notice, data=data)
+        await closing.end(
+            session, ctx, incident, IncidentStatus.RESOLVED, actor, note=notice, data=data
+        )
     else:
         await assignments.clear_all(session, ctx, incident, note=notice, actor=actor)
 

@@ -69,7 +69,18 @@ async def schedule_many(
 
 
 async def cancel(session: AsyncSession, kind: str, subject_id: str) -> None:
-    await session.execute(delete(Timer).where(Timer.kind == kind, Timer.subject_id == subject_id))
+    """Drop the `kind` timer of `subject_id`, unless it is being fired right now.
+
+    Never waits for a firing timer's row lock: the firing transaction holds it while its
+    handler waits for the incident this caller may hold, a deadlock. A timer that fires
+    anyway finds its subject settled and does nothing (every handler checks state).
+    """
+    firing_or_not = (
+        select(Timer.id)
+        .where(Timer.kind == kind, Timer.subject_id == subject_id)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(Timer).where(Timer.id.in_(firing_or_not.scalar_subquery())))
 
 
 class Scheduler:

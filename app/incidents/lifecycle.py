@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from app.errors import InvalidTransition
+from app.models.status import OPEN_INCIDENT, TERMINAL_INCIDENT, IncidentStatus
 
-STATUSES = ("new", "dispatching", "assigned", "on_scene", "resolved", "closed", "cancelled")
-OPEN = frozenset({"new", "dispatching", "assigned", "on_scene"})
-TERMINAL = frozenset({"closed", "cancelled"})
+STATUSES = tuple(IncidentStatus)
+OPEN = OPEN_INCIDENT
+TERMINAL = TERMINAL_INCIDENT
 
 # Operator and police actions: which statuses each may start from, and where it leads.
 _ACTIONS: dict[str, tuple[frozenset[str], str]] = {
-    "cancel": (OPEN, "cancelled"),
-    "resolve": (OPEN, "resolved"),
-    "close": (frozenset({"resolved"}), "closed"),
+    "cancel": (OPEN, IncidentStatus.CANCELLED),
+    "resolve": (OPEN, IncidentStatus.RESOLVED),
+    "close": (frozenset({IncidentStatus.RESOLVED}), IncidentStatus.CLOSED),
 }
 
 
@@ -29,7 +30,7 @@ def staffing_status(current: str, assigned: int, on_scene: int) -> str:
     if current not in OPEN:
         return current
     if on_scene > 0:
-        return "on_scene"
+        return IncidentStatus.ON_SCENE
     if assigned > 0:
-        return "assigned"
-    return "dispatching" if current != "new" else current
+        return IncidentStatus.ASSIGNED
+    return IncidentStatus.DISPATCHING if current != IncidentStatus.NEW else current
