@@ -16,7 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from app import housekeeping
-from app.api import auth, companies, guards, health, incidents, police, stations, units, webhooks
+from app.api import (
+    auth,
+    companies,
+    guards,
+    health,
+    incidents,
+    police,
+    stations,
+    tiers,
+    units,
+    webhooks,
+)
 from app.api.errors import install_error_handlers
 from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
@@ -181,7 +192,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, companies, guards, stations, units, incidents, police, webhooks):
+    for module in (auth, companies, guards, stations, units, incidents, police, webhooks, tiers):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(guard_ws.router)

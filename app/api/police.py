@@ -97,6 +97,11 @@ async def send_instruction(
     session: SessionDep,
     ctx: CtxDep,
 ) -> object:
-    """An instruction to the guards on the incident, delivered like offers (acked, replayed)."""
-    guards = await police.instruct(session, ctx, principal, incident_id, body.text, body.guard_id)
-    return {"incident_id": incident_id, "guards": guards}
+    """An instruction to the guards on the incident, delivered like offers (acked, replayed).
+
+    An optional `tier` names the risk tier it asks for; a tier the incident does not allow
+    answers 409 `tier_not_allowed` and nothing is sent."""
+    guards = await police.instruct(
+        session, ctx, principal, incident_id, body.text, body.guard_id, body.tier
+    )
+    return {"incident_id": incident_id, "guards": guards, "tier": body.tier}

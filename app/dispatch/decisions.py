@@ -122,3 +122,8 @@ class Unstaffed:
 def unstaffed(incident_id: str, lat: float, lon: float, policy: Policy, wave: int) -> Unstaffed:
     """Re-offered within its last radius to guards with the policy's required skills."""
     return Unstaffed(incident_id, lat, lon, wave_radius(policy, wave), policy.required_skills)
+
+
+def tier_allowed(tier: str | None, allowed: Sequence[str]) -> bool:
+    """An instruction may name no tier (plain text) or one of the incident's allowed tiers."""
+    return tier is None or tier in allowed

@@ -200,7 +200,9 @@ async def on_intake(session: AsyncSession, ctx: AppContext, incident: Incident) 
     """Priority-1-like policies escalate at once; on-scene deadlines start ticking."""
     policy = _policy(ctx, incident)
     if policy.escalate_immediately and incident.station_id:
-        await escalate(session, ctx, incident, "policy", "system:policy", rule="immediate")
+        # Beyond guard powers (armed robbery, weapons, hostage: see policy.py) says why.
+        rule = "beyond_guard_powers" if policy.beyond_guard_powers else "immediate"
+        await escalate(session, ctx, incident, "policy", "system:policy", rule=rule)
     if policy.on_scene_deadline_s is not None:
         due = incident.created_at + dt.timedelta(seconds=policy.on_scene_deadline_s)
         await timers.schedule(session, ctx, ON_SCENE_DEADLINE, incident.id, due)

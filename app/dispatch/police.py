@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.dispatch import assignments, closing
+from app.dispatch import assignments, closing, decisions
 from app.errors import Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable
 from app.incidents.lifecycle import OPEN
 from app.models import Assignment, Escalation, Incident, PoliceUnit
@@ -193,11 +193,24 @@ async def instruct(
     incident_id: str,
     text: str,
     guard_id: str | None = None,
+    tier: str | None = None,
 ) -> list[str]:
-    """Send an instruction to the guards working the incident (durable, like offers)."""
+    """Send an instruction to the guards working the incident (durable, like offers).
+
+    An instruction naming a risk tier the incident does not allow is refused (409
+    `tier_not_allowed`) before anything is sent: guards are never asked beyond their powers.
+    """
     incident = await _incident(session, incident_id)
     if principal.station_id is not None and incident.station_id != principal.station_id:
         await _escalation(session, principal, incident, None)  # allowed if escalated to us
+    if not decisions.tier_allowed(tier, incident.allowed_tiers):
+        raise Conflict(
+            f"tier '{tier}' is not allowed for incident '{incident.id}' "
+            f"({incident.category}, priority {incident.priority}); allowed: "
+            + ", ".join(incident.allowed_tiers),
+            code="tier_not_allowed",
+            details={"tier": tier, "allowed_tiers": list(incident.allowed_tiers)},
+        )
     targets = [
         a.guard_id for a in await _active(session, incident.id) if guard_id in (None, a.guard_id)
     ]
@@ -209,7 +222,8 @@ async def instruct(
         )
     sender = principal.name
     for target in targets:
-        await outbox.enqueue(session, ctx, target, instruction_frame(incident.id, text, sender))
+        frame = instruction_frame(incident.id, text, sender, tier)
+        await outbox.enqueue(session, ctx, target, frame)
     await ctx.events.record(
         session,
         type="incident.instruction",
@@ -217,6 +231,6 @@ async def instruct(
         at=ctx.clock.now(),
         incident_id=incident.id,
         station_id=incident.station_id,
-        data={"text": text, "from": sender, "guards": targets},
+        data={"text": text, "from": sender, "guards": targets, "tier": tier},
     )
     return targets

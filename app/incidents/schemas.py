@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, computed_field
 
+from app.dispatch import tiers
+from app.dispatch.tiers import Tier
 from app.schemas import Input, Location, LocationOut, Name, Note, Output, Phone, UtcDateTime
 
 Category = Literal[
@@ -80,6 +82,13 @@ class IncidentOut(Output):
     resolved_at: UtcDateTime | None
     closed_at: UtcDateTime | None
     cancelled_at: UtcDateTime | None
+    allowed_tiers: list[str]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def safety_note(self) -> dict[str, str]:
+        """What guards are told with the offer: allowed tiers and what is never allowed."""
+        return tiers.safety_note(self.allowed_tiers)
 
 
 class OfferOut(Output):
@@ -153,11 +162,14 @@ class PoliceAction(Input):
 class InstructionIn(Input):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
     guard_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    # The risk tier the instruction asks for; one the incident does not allow is refused.
+    tier: Tier | None = None
 
 
 class InstructionOut(BaseModel):
     incident_id: str
     guards: list[str]
+    tier: str | None = None
 
 
 class AssignRequest(Input):

@@ -6,10 +6,18 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.dispatch.policy import tiers_for
 from app.models.base import Base, Timestamps, id_column
 from app.models.types import BigIntPK, JSONType, UTCDateTime
+
+
+def _tiers_at_intake(context: DefaultExecutionContext) -> list[str]:
+    """The insert's own category and priority decide, whichever path inserts the row."""
+    row = context.get_current_parameters()
+    return list(tiers_for(row["category"], row["priority"]))
 
 
 class Incident(Timestamps, Base):
@@ -52,6 +60,9 @@ class Incident(Timestamps, Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The risk tiers guards may be asked to perform (app/dispatch/tiers.py), fixed at intake
+    # so that a later policy change does not rewrite what guards were told.
+    allowed_tiers: Mapped[list[str]] = mapped_column(JSONType, default=_tiers_at_intake)
 
     @property
     def location(self) -> dict[str, float]:

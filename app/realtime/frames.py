@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from app.clock import isoformat
+from app.dispatch import tiers
 from app.incidents.schemas import Category, Description
 from app.models import Assignment, Incident, Offer
 
@@ -216,6 +217,14 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     }
 
 
+def powers(incident: Incident) -> dict[str, Any]:
+    """What the guard may be asked to do here (fixed at intake) and the safety note."""
+    return {
+        "allowed_tiers": list(incident.allowed_tiers),
+        "safety_note": tiers.safety_note(incident.allowed_tiers),
+    }
+
+
 def offer_frame(offer: Offer, incident: Incident) -> dict[str, Any]:
     return {
         "type": "offer",
@@ -227,6 +236,7 @@ def offer_frame(offer: Offer, incident: Incident) -> dict[str, Any]:
         "ranked_by": "eta",
         "wave": offer.wave,
         "expires_at": isoformat(offer.expires_at),
+        **powers(incident),
     }
 
 
@@ -240,6 +250,7 @@ def assignment_frame(assignment: Assignment, incident: Incident) -> dict[str, An
         "assignment_id": assignment.id,
         "status": assignment.status,
         "incident": incident_payload(incident),
+        **powers(incident),
     }
 
 
@@ -250,5 +261,10 @@ def incident_update_frame(incident: Incident, note: str | None = None) -> dict[s
     return frame
 
 
-def instruction_frame(incident_id: str, text: str, sender: str) -> dict[str, Any]:
-    return {"type": "instruction", "incident_id": incident_id, "text": text, "from": sender}
+def instruction_frame(
+    incident_id: str, text: str, sender: str, tier: str | None = None
+) -> dict[str, Any]:
+    frame = {"type": "instruction", "incident_id": incident_id, "text": text, "from": sender}
+    if tier is not None:
+        frame["tier"] = tier
+    return frame
