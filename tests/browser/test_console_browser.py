@@ -218,6 +218,9 @@ async def test_the_chinese_console(browser: Browser, city: Harness, artifacts: P
             queue.get_by_role("listbox").get_by_role("option").filter(has_text="盗窃").first.click()
         )
         await expect(console.region("事件详情")).to_contain_text("时间线")
+        await expect(console.region("事件详情").locator(".detail-tiers")).to_contain_text(
+            "观察报告"
+        )
         await expect(console.page.locator("#clock")).to_contain_text("Asia/Shanghai")
         await console.screenshot("signed-in")
         await console.page.get_by_role("button", name="Switch to English").click()
@@ -325,3 +328,27 @@ async def test_withdraw_an_offer_and_instruct_a_guard(
     finally:
         await offered.close()
         await working.close()
+
+
+async def test_detail_shows_what_guards_may_do(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    # East of the city, away from other tests' guards and incidents.
+    scene = offset(SCENE, north_m=-3000, east_m=15_000)
+    theft = await city.make_incident(scene, priority=2, category="theft", description="tiers check")
+    robbery = await city.make_incident(
+        offset(scene, north_m=200), priority=1, category="robbery", description="armed robbery"
+    )
+    async with open_console(browser, city, artifacts, "tiers") as console:
+        await console.sign_in()
+        queue = console.region("Incident queue")
+        tiers = console.region("Incident detail").locator(".detail-tiers")
+        await queue.locator(f"[data-id='{theft['id']}']").click()
+        await expect(tiers).to_contain_text("Guards may:")
+        for label in ("Observe and report", "Secure the scene", "Hold until police arrive"):
+            await expect(tiers).to_contain_text(label)
+        await expect(tiers).to_have_attribute("title", re.compile("art. 84"))
+        await console.screenshot("theft")
+        await queue.locator(f"[data-id='{robbery['id']}']").click()
+        await expect(tiers.locator(".tier")).to_have_text(["Observe and report"])
+        await console.screenshot("robbery")

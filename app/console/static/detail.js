@@ -4,7 +4,7 @@
 import { may } from "./api.js";
 import { el } from "./dom.js";
 import { age, clockTime, dateTime, distance, eta, secondsUntil } from "./format.js";
-import { t, term } from "./i18n.js";
+import { language, t, term } from "./i18n.js";
 
 const OPEN = new Set(["new", "dispatching", "assigned", "on_scene"]);
 
@@ -74,6 +74,7 @@ export class Detail {
         i.station_id ? el("span", { text: t("detail.station", { name: this.stationName(i.station_id) }) }) : null,
         el("span", { text: t("detail.guardsNeeded", { assigned: i.assigned_count, required: i.required_guards }) }),
       ),
+      i.allowed_tiers?.length ? this.tiers(i) : null,
       this.error ? el("p", { class: "form-error", role: "alert", text: this.error }) : null,
       this.actions(i, open),
       this.nearby ? this.nearbyList(i) : null,
@@ -84,6 +85,17 @@ export class Detail {
       this.section("detail.timeline", this.timeline()),
     ];
     this.root.replaceChildren(...parts.filter(Boolean));
+  }
+
+  // What guards may be asked to do here, fixed at intake; the safety note is the tooltip.
+  tiers(i) {
+    const note = i.safety_note?.[language()] ?? i.safety_note?.en;
+    return el(
+      "p",
+      { class: "detail-tiers", title: note },
+      el("span", { class: "muted", text: t("detail.tiers") }),
+      i.allowed_tiers.map((tier) => el("span", { class: "tier", "data-tier": tier, text: term("tier", tier) })),
+    );
   }
 
   section(titleKey, body) {

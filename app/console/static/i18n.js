@@ -46,6 +46,7 @@ const MESSAGES = {
     "detail.expired": "expired",
     "detail.guardsNeeded": "{assigned} of {required} guards",
     "detail.wave": "wave {n}",
+    "detail.tiers": "Guards may:",
     "action.assign": "Assign guard",
     "action.escalate": "Escalate to police",
     "action.cancel": "Cancel",
@@ -124,6 +125,7 @@ const MESSAGES = {
     "detail.expired": "已过期",
     "detail.guardsNeeded": "已到 {assigned} / 需 {required} 名保安",
     "detail.wave": "第 {n} 轮",
+    "detail.tiers": "保安可执行：",
     "action.assign": "指派保安",
     "action.escalate": "上报警方",
     "action.cancel": "撤销",
@@ -180,6 +182,10 @@ const TERMS = {
       stale: "Stale position", offline: "Offline", unavailable: "Not dispatchable",
     },
     priority: { 1: "P1 critical", 2: "P2 high", 3: "P3 medium", 4: "P4 low" },
+    tier: {
+      observe_report: "Observe and report", secure_scene: "Secure the scene", first_aid: "First aid",
+      crowd_guidance: "Crowd guidance", detain_until_police: "Hold until police arrive",
+    },
     reason: {
       policy: "by policy", no_guard: "no guard", backup_request: "backup requested",
       operator: "by operator",
@@ -207,6 +213,10 @@ const TERMS = {
       stale: "位置过时", offline: "离线", unavailable: "不可调度",
     },
     priority: { 1: "一级 紧急", 2: "二级 高", 3: "三级 中", 4: "四级 低" },
+    tier: {
+      observe_report: "观察报告", secure_scene: "保护现场", first_aid: "现场救护",
+      crowd_guidance: "疏导人群", detain_until_police: "扭送候警",
+    },
     reason: {
       policy: "按预案", no_guard: "无保安响应", backup_request: "保安请求支援", operator: "调度员上报",
     },
