@@ -18,10 +18,12 @@ from sqlalchemy.exc import DBAPIError
 from app import housekeeping
 from app.api import (
     auth,
+    broadcasts,
     companies,
     guards,
     health,
     incidents,
+    intel,
     police,
     stations,
     tiers,
@@ -31,6 +33,7 @@ from app.api import (
 from app.api.errors import install_error_handlers
 from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
+from app.broadcasts.board import BroadcastBoard
 from app.clock import Clock
 from app.console.routes import install_console
 from app.context import AppContext
@@ -86,6 +89,7 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ctx.positions = PositionWriter(ctx)
     ctx.positions_feed = PositionsFeed(ctx)
     ctx.availability = availability.AvailabilityWatch(ctx)
+    ctx.broadcasts = BroadcastBoard(ctx)
     ctx.scheduler = Scheduler(
         ctx,
         {
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await load_jurisdictions(ctx)
             log.info("live index rebuilt with %d on-duty guards", await roster.rebuild(ctx))
             log.info("%d unstaffed incidents to offer again", await ctx.availability.load())
+            log.info("%d broadcasts still active", await ctx.broadcasts.load())
         except (DBAPIError, OSError):  # a refused connection is a plain OSError
             log.error("database not migrated or unreachable; /readyz will say so")
         _settle_garbage_collector()
@@ -192,7 +197,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, companies, guards, stations, units, incidents, police, webhooks, tiers):
+    for module in (
+        auth,
+        companies,
+        guards,
+        stations,
+        units,
+        incidents,
+        police,
+        webhooks,
+        tiers,
+        intel,
+        broadcasts,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(guard_ws.router)

@@ -2,10 +2,12 @@
 
 from app.models.auth import ApiKey, GuardToken, User
 from app.models.base import Base
+from app.models.broadcast import Broadcast, BroadcastRecipient
 from app.models.delivery import GuardChannel, GuardMessage, Timer
 from app.models.dispatch import Assignment, GuardEngagement, Offer
 from app.models.escalation import Escalation
 from app.models.incident import Event, Incident
+from app.models.intel import IntelReport
 from app.models.presence import GuardPresence, PositionHistory
 from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompany
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -19,12 +21,15 @@ __all__ = [
     "Offer",
     "Timer",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
     "Escalation",
     "Event",
     "Guard",
     "GuardPresence",
     "GuardToken",
     "Incident",
+    "IntelReport",
     "PoliceStation",
     "PoliceUnit",
     "PositionHistory",

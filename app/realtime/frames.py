@@ -109,13 +109,47 @@ class AssignmentStatus(_Frame):
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 
+IntelSubject = Literal[
+    "suspicious_person", "suspicious_vehicle", "hazard", "wanted_sighting", "other"
+]
+
+
 class Report(_Frame):
+    """`kind: incident` (the default) files an incident and puts the reporter on scene;
+    `kind: intel` only informs the police (needs `subject`; category and priority are
+    the incident's and are refused)."""
+
     type: Literal["report"]
-    category: Category
+    kind: Literal["incident", "intel"] = "incident"
+    category: Category | None = None
+    subject: IntelSubject | None = None
     priority: Annotated[int, Field(strict=True, ge=1, le=4)] | None = None
     description: Description
     lat: Lat
     lon: Lon
+
+    def problem(self) -> FrameError | None:
+        """What the fields of this kind of report lack or must not have, or None."""
+        if self.kind == "incident":
+            if self.category is None:
+                return FrameError("invalid_frame", "report.category: Field required", "report")
+            if self.subject is not None:
+                return FrameError(
+                    "invalid_frame", "report.subject: only for kind 'intel'", "report"
+                )
+            return None
+        if self.subject is None:
+            return FrameError(
+                "invalid_frame", "report.subject: required when kind is 'intel'", "report"
+            )
+        for name in ("category", "priority"):
+            if getattr(self, name) is not None:
+                return FrameError(
+                    "invalid_frame",
+                    f"report.{name}: not used when kind is 'intel' (use subject)",
+                    "report",
+                )
+        return None
 
 
 class BackupRequest(_Frame):
@@ -268,3 +302,38 @@ def instruction_frame(
     if tier is not None:
         frame["tier"] = tier
     return frame
+
+
+def intel_feedback_frame(
+    intel_id: str, subject: str, state: str, note: str | None, sender: str
+) -> dict[str, Any]:
+    """The police's verdict on a guard's intel report."""
+    return {
+        "type": "intel.feedback",
+        "intel_id": intel_id,
+        "subject": subject,
+        "state": state,
+        "note": note,
+        "from": sender,
+    }
+
+
+def broadcast_frame(
+    broadcast_id: str,
+    text: str,
+    sender: str,
+    location: dict[str, float],
+    radius_m: float,
+    expires_at: dt.datetime,
+) -> dict[str, Any]:
+    """An area broadcast: an `instruction` about no incident, naming its broadcast."""
+    return {
+        "type": "instruction",
+        "incident_id": None,
+        "broadcast_id": broadcast_id,
+        "text": text,
+        "from": sender,
+        "location": location,
+        "radius_m": radius_m,
+        "expires_at": isoformat(expires_at),
+    }

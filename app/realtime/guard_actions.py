@@ -8,6 +8,7 @@ from app.auth.principal import Principal
 from app.dispatch import assignments, intake, offers, roster
 from app.geo.live_index import GuardEntry
 from app.incidents.schemas import IncidentCreate
+from app.intel import service as intel
 from app.models import Incident
 from app.realtime import frames, outbox
 from app.realtime.guard_link import GuardLink
@@ -25,6 +26,8 @@ async def handle(
     match frame:
         case frames.Location():
             ctx.positions.ingest(entry, frame)
+            if ctx.broadcasts.active:  # a broadcast it is now inside of (app.broadcasts.board)
+                await ctx.broadcasts.reach(entry)
         case frames.Ping():
             await link.acks_stored()  # a pong means every earlier frame has been handled
             link.reply(
@@ -58,7 +61,26 @@ async def handle(
                 incident = await session.get(Incident, assignment.incident_id)
             assert incident is not None
             link.reply(frames.incident_update_frame(incident))
+        case frames.Report(kind="intel"):
+            problem = frame.problem()
+            if problem is not None:
+                raise problem
+            async with ctx.db.transaction() as session:
+                intel_report = await intel.receive(session, ctx, principal, frame)
+            link.reply(
+                {
+                    "type": "report.accepted",
+                    "kind": "intel",
+                    "intel_id": intel_report.id,
+                    "state": intel_report.state,
+                    "station_id": intel_report.station_id,
+                }
+            )
         case frames.Report():
+            problem = frame.problem()
+            if problem is not None:
+                raise problem
+            assert frame.category is not None
             body = IncidentCreate(
                 category=frame.category,
                 priority=frame.priority or 3,
@@ -69,7 +91,12 @@ async def handle(
             async with ctx.db.transaction() as session:
                 incident, _ = await intake.receive(session, ctx, principal, body)
             link.reply(
-                {"type": "report.accepted", "incident_id": incident.id, "status": incident.status}
+                {
+                    "type": "report.accepted",
+                    "kind": "incident",
+                    "incident_id": incident.id,
+                    "status": incident.status,
+                }
             )
         case frames.BackupRequest():
             async with ctx.db.transaction() as session:

@@ -208,6 +208,8 @@ class GuardLink:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+        if "broadcast_id" in frame:  # counted as delivered (app.broadcasts.board)
+            self.ctx.broadcasts.sent(self.guard_id, frame["broadcast_id"])
 
     async def stop(self) -> None:
         """Stop sending, store pending acks, and if a close was asked for, wait until its

@@ -1,0 +1,1 @@
+"""Area broadcasts: one message to every on-duty guard inside a circle until it expires."""

@@ -1,0 +1,1 @@
+"""The intelligence channel: guards' reports that inform the police without dispatching."""
