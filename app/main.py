@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(guard_ws.GuardSocketRoute)  # last added: the outermost of ours
 
     api = APIRouter(prefix="/api/v1")
     for module in (
@@ -212,7 +213,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(guard_ws.router)
     app.include_router(events_ws.router)
     app.include_router(positions_ws.router)
     app.include_router(health.router)
