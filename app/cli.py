@@ -109,6 +109,40 @@ def _guard_token(args: argparse.Namespace) -> None:
     _with_context(work)
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    """Seal what is pending (unless --no-seal), then check both chains: 0 when intact,
+    1 naming each chain's first edited, deleted or out-of-order row."""
+    from app.audit.chain import seal
+    from app.audit.verify import verify_all
+    from app.db import Database
+
+    settings = get_settings()
+
+    async def run() -> int:
+        db = Database(
+            settings.database_url,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            # Reading a long chain takes longer than a request's statement may.
+            statement_timeout_s=max(settings.db_statement_timeout_s, 300.0),
+        )
+        try:
+            if not args.no_seal:
+                await seal(db)
+            reports = await verify_all(db)
+        finally:
+            await db.dispose()
+        broken = [r for r in reports if not r.intact]
+        if broken:
+            for report in broken:
+                print(f"audit verify: BROKEN {report.summary()}")
+            return 1
+        print("audit verify: intact; " + "; ".join(r.summary() for r in reports))
+        return 0
+
+    return asyncio.run(run())
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from app.demo.seed import base_url
     from app.simulate.config import SimulationConfig
@@ -165,6 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("guard-token", help="issue a guard device token (printed once)")
     token.add_argument("--guard-id", required=True)
     token.set_defaults(handler=_guard_token)
+
+    audit = commands.add_parser("audit", help="the tamper-evident logs")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the audit log's and the event log's hash chains (exit 1 on any break)",
+    )
+    verify.add_argument(
+        "--no-seal", action="store_true", help="check only; do not seal pending rows first"
+    )
+    verify.set_defaults(handler=_audit_verify)
 
     sim = commands.add_parser(
         "simulate", help="play guards' phones, incidents and the police CAD against a server"

@@ -17,6 +17,7 @@ from app.realtime.hub import Hub
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.audit.log import AuditLog
     from app.broadcasts.board import BroadcastBoard
     from app.dispatch.availability import AvailabilityWatch
     from app.dispatch.timers import Scheduler
@@ -43,4 +44,5 @@ class AppContext:
     positions: PositionWriter = field(init=False)
     webhooks: WebhookSender = field(init=False)
     positions_feed: PositionsFeed = field(init=False)
+    audit: AuditLog = field(init=False)
     broadcasts: BroadcastBoard = field(init=False)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import housekeeping
 from app.api import (
+    audit,
     auth,
     broadcasts,
     companies,
@@ -31,6 +32,7 @@ from app.api import (
     webhooks,
 )
 from app.api.errors import install_error_handlers
+from app.audit.log import AuditLog
 from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
 from app.broadcasts.board import BroadcastBoard
@@ -86,6 +88,8 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     metrics.indexed_guards.set_function(lambda: len(ctx.live))
     ctx.webhooks = WebhookSender(ctx)
     ctx.events.outbox_writers.append(WebhookOutbox(ctx))
+    ctx.audit = AuditLog(ctx)
+    ctx.events.outbox_writers.append(ctx.audit.mirror)  # user, key and token events
     ctx.positions = PositionWriter(ctx)
     ctx.positions_feed = PositionsFeed(ctx)
     ctx.availability = availability.AvailabilityWatch(ctx)
@@ -159,6 +163,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(ctx.positions.run(), name="position-writer"),
             asyncio.create_task(housekeeping.idle_loop(ctx), name="idle-sweep"),
             asyncio.create_task(housekeeping.prune_loop(ctx), name="prune"),
+            asyncio.create_task(housekeeping.audit_loop(ctx), name="audit"),
             asyncio.create_task(ctx.webhooks.run(), name="webhooks"),
             asyncio.create_task(ctx.availability.run(), name="restaffing"),
         ]
@@ -207,6 +212,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         incidents,
         police,
         webhooks,
+        audit,
         tiers,
         intel,
         broadcasts,

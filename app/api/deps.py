@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.log import bind_request
 from app.auth.cache import authenticate_token
 from app.auth.principal import Principal
 from app.context import AppContext
@@ -71,8 +72,9 @@ class Allow:
     async def __call__(self, request: Request) -> Principal:
         ctx = get_ctx(request)
         principal = await authenticate(ctx, bearer_token(request.headers.get("authorization")))
+        request.state.principal = principal  # a 403 is audited with its actor
+        bind_request(request)  # audit records of this request carry the client's address
         if not self.permissions & principal.permissions:
             needed = " or ".join(sorted(self.permissions))
             raise Forbidden(f"role '{principal.role}' may not do this (needs {needed})")
-        request.state.principal = principal
         return principal

@@ -23,6 +23,8 @@ PERMISSIONS = frozenset(
         "webhooks:manage",
         "events:read",  # the live stream
         "users:manage",
+        "audit:read",  # the security audit log (GET /audit)
+        "guards:track",  # a guard's location history (GET /guards/{id}/track; audited)
     }
 )
 
@@ -49,13 +51,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "guards:tokens",
             "guards:locate",
             "positions:read",
+            "guards:track",
             "incidents:read",
             "events:read",
+            "audit:read",
         }
     ),
-    # positions:read filtered to their own company's guards.
+    # positions:read and guards:track limited to their own company's guards.
     "company_manager": frozenset(
-        {"registry:read", "guards:write", "guards:tokens", "positions:read"}
+        {"registry:read", "guards:write", "guards:tokens", "positions:read", "guards:track"}
     ),
     "guard": frozenset(),
 }

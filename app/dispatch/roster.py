@@ -80,7 +80,8 @@ def _restore(
     if presence is None:
         return
     if (
-        presence.lat is not None
+        presence.on_duty
+        and presence.lat is not None
         and presence.lon is not None
         and presence.located_at
         and presence.seen_at
@@ -121,6 +122,15 @@ def _not_connected(ctx: AppContext, entry: GuardEntry) -> None:
         ctx.live.mark_stale(entry)
 
 
+# What going off duty writes: duty off and no last position.
+OFF_DUTY_CLEARS: dict[str, object] = {
+    "on_duty": False,
+    **dict.fromkeys(
+        ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at"), None
+    ),
+}
+
+
 async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_duty: bool) -> None:
     """Go on or off duty. Off duty declines pending offers; an active assignment refuses it."""
     now = ctx.clock.now()
@@ -138,10 +148,12 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
             if await offers.withdraw(session, ctx, incident, offer, "off_duty", actor):
                 await engine.advance(session, ctx, incident)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # Off duty keeps no position (CNIL): the last one goes with the duty, in one statement.
+    changes: dict[str, object] = {"on_duty": on_duty} if on_duty else {**OFF_DUTY_CLEARS}
     await session.execute(
         insert(GuardPresence)
-        .values(guard_id=guard_id, on_duty=on_duty)
-        .on_conflict_do_update(index_elements=["guard_id"], set_={"on_duty": on_duty})
+        .values(guard_id=guard_id, **changes)
+        .on_conflict_do_update(index_elements=["guard_id"], set_=changes)
     )
     await ctx.events.record(
         session,
@@ -157,6 +169,8 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
             ctx.live.set_duty(entry, on_duty)
         if on_duty:
             ctx.availability.poke()
+        else:
+            ctx.positions.forget(guard_id)  # and any position still waiting to be written
 
     after_commit(session, apply)
 

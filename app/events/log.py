@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.chain import join_writers
 from app.clock import isoformat
 from app.db import SERIAL, after_commit
 from app.models import Event
@@ -71,6 +72,9 @@ class EventLog:
         # Core, not the unit of work: an event is written once and never changed, and this
         # is the hottest insert in the service. One statement for all the rows.
         connection = await session.connection()
+        # Rows go in unchained; the sealer links them (app/audit/chain.py). On PostgreSQL
+        # this is its one statement per transaction, so it knows when ids are settled.
+        await join_writers(session, connection)
         if connection.dialect.name == "postgresql":
             # INSERT … SELECT … FROM (VALUES …) ORDER BY sen_counter RETURNING id: SQLAlchemy
             # matches the ids to the rows in parameter order.

@@ -197,12 +197,17 @@ class LiveIndex:
             self._place(entry)
 
     def set_duty(self, entry: GuardEntry, on_duty: bool) -> None:
+        """Going off duty forgets the position: none is kept or shown while off duty, and
+        back on duty the guard is placed by its first new ping."""
         entry.on_duty = on_duty
         self.changed.add(entry.guard_id)
         if on_duty and entry.seen_at:
             self._place(entry)
         elif not on_duty:
             self._unplace(entry)
+            entry.lat = entry.lon = 0.0
+            entry.accuracy_m = None
+            entry.located_at = entry.seen_at = 0.0
 
     def connect(self, entry: GuardEntry) -> None:
         """The guard's socket is open on this process."""

@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
+from app.models.audit import AuditRecord, ChainHead
 from app.models.auth import ApiKey, GuardToken, User
 from app.models.base import Base
 from app.models.broadcast import Broadcast, BroadcastRecipient
@@ -15,6 +16,8 @@ from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscript
 __all__ = [
     "ApiKey",
     "Assignment",
+    "AuditRecord",
+    "ChainHead",
     "GuardChannel",
     "GuardEngagement",
     "GuardMessage",

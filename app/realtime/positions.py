@@ -98,6 +98,12 @@ class PositionWriter:
                 }
             )
 
+    def forget(self, guard_id: str) -> None:
+        """The guard went off duty: its last position is not written (history already
+        taken while on duty is, and is purged with the rest after the retention)."""
+        self._latest.pop(guard_id, None)
+        self._last_history.pop(guard_id, None)
+
     @property
     def backlog(self) -> int:
         return len(self._latest) + len(self._history)
@@ -132,10 +138,13 @@ class PositionWriter:
             upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
                 GuardPresence
             )
-            # on_duty is written by the duty handler only: a late flush must not undo "off".
+            # on_duty is written by the duty handler only: a late flush must not undo "off",
+            # nor put back the position going off duty cleared.
             columns = ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at")
             stmt = upsert.on_conflict_do_update(
-                index_elements=["guard_id"], set_={c: upsert.excluded[c] for c in columns}
+                index_elements=["guard_id"],
+                set_={c: upsert.excluded[c] for c in columns},
+                where=GuardPresence.on_duty.is_(True),
             )
             await session.execute(stmt, rows)
 
