@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import housekeeping
 from app.api import (
+    alarms,
     audit,
     auth,
     broadcasts,
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         tiers,
         intel,
         broadcasts,
+        alarms,
     ):
         api.include_router(module.router)
     app.include_router(api)

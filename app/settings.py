@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = True
     cap_sender: str = "dispatch@guard-dispatch.local"
 
+    # Alarm intake: alarms that occurred longer ago are rejected `too_old`; an alarm with
+    # the same account, zone and event code as one accepted within the window, `duplicate`.
+    alarm_max_age_s: float = Field(300, gt=0)
+    alarm_duplicate_window_s: float = Field(120, gt=0)
+
     # The operator console.
     # Leaflet tile template, e.g. https://tiles.example/{z}/{x}/{y}.png; none keeps the
     # console wholly on its own origin (the map still draws precincts, a grid and a scale).

@@ -25,6 +25,9 @@ PERMISSIONS = frozenset(
         "users:manage",
         "audit:read",  # the security audit log (GET /audit)
         "guards:track",  # a guard's location history (GET /guards/{id}/track; audited)
+        "alarms:write",  # an alarm receiver: POST /alarms, cancel the alarms it sent
+        "alarms:read",  # alarm accounts (sites, keyholder contacts) and every alarm received
+        "alarm_accounts:write",  # add, change, suspend alarm accounts
     }
 )
 
@@ -41,6 +44,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "incidents:operate",
             "police:act",
             "events:read",
+            "alarms:read",
         }
     ),
     "supervisor": frozenset(
@@ -55,11 +59,22 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "incidents:read",
             "events:read",
             "audit:read",
+            "alarms:read",
+            "alarm_accounts:write",
         }
     ),
     # positions:read and guards:track limited to their own company's guards.
+    # alarms:read and alarm_accounts:write limited to their own company's accounts and alarms.
     "company_manager": frozenset(
-        {"registry:read", "guards:write", "guards:tokens", "positions:read", "guards:track"}
+        {
+            "registry:read",
+            "guards:write",
+            "guards:tokens",
+            "positions:read",
+            "guards:track",
+            "alarms:read",
+            "alarm_accounts:write",
+        }
     ),
     "guard": frozenset(),
 }
@@ -76,5 +91,7 @@ INTEGRATION_SCOPES = frozenset(
         "police:act",
         "webhooks:manage",
         "events:read",
+        "alarms:write",
+        "alarms:read",
     }
 )

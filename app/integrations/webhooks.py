@@ -37,6 +37,8 @@ WEBHOOK_TYPES: dict[str, str] = {
     "incident.resolved": "incident.resolved",
     "incident.cancelled": "incident.cancelled",
     "incident.closed": "incident.closed",
+    "alarm.accepted": "alarm.accepted",
+    "alarm.rejected": "alarm.rejected",
 }
 SUBSCRIBABLE = frozenset(WEBHOOK_TYPES.values())
 

@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
+from app.models.alarm import Alarm, AlarmAccount
 from app.models.audit import AuditRecord, ChainHead
 from app.models.auth import ApiKey, GuardToken, User
 from app.models.base import Base
@@ -14,6 +15,8 @@ from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompan
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "Alarm",
+    "AlarmAccount",
     "ApiKey",
     "Assignment",
     "AuditRecord",
