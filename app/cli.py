@@ -24,7 +24,6 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=None,
-        proxy_headers=True,
         **server_options(settings),
     )
 

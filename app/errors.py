@@ -10,6 +10,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "bad_request"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -64,6 +65,12 @@ class Unprocessable(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int, details: Any = None) -> None:
+        super().__init__(
+            message, details=details if details is not None else {"retry_after_s": retry_after_s}
+        )
+        self.retry_after_s = retry_after_s
 
 
 class DatabaseUnavailable(AppError):

@@ -83,7 +83,11 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
         jurisdictions=JurisdictionIndex(),
         live=LiveIndex(cell_m=settings.index_cell_m, freshness_s=settings.position_freshness_s),
         metrics=metrics,
-        login_throttle=LoginThrottle(),
+        login_throttle=LoginThrottle(
+            per_username=settings.login_failures_per_username,
+            per_address=settings.login_failures_per_address,
+            window_s=settings.login_throttle_window_s,
+        ),
         principals=PrincipalCache(settings.auth_cache_s),
     )
     metrics.indexed_guards.set_function(lambda: len(ctx.live))
@@ -126,6 +130,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # Frames are small JSON: compressing them saves a few bytes and costs each idle
         # connection ~40 KiB of zlib state, and CPU on every frame.
         "ws_per_message_deflate": False,
+        # X-Forwarded-For / -Proto are believed from DISPATCH_TRUSTED_PROXIES only (not
+        # uvicorn's default of 127.0.0.1), the same rule as app/auth/address.py.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
     }
 
 

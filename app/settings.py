@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import ipaddress
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.auth import keyfile
 from app.dispatch.policy import PolicyOverrides
 
-DEFAULT_SECRET = "dev-insecure-secret-change-me-dev-insecure-secret"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dispatch.db"
 
 
@@ -24,17 +26,36 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every knob of the service; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCH_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Signs access tokens and seals webhook secrets. Empty: read from `secret_key_file`,
+    # generated there on first start (app/auth/keyfile.py); production requires one given.
+    secret_key: SecretStr = SecretStr("")
+    # Default: next to the SQLite database file (./var/secret_key), else ./var/secret_key.
+    secret_key_file: Path | None = None
     access_token_ttl_s: int = Field(900, ge=60, le=86_400)
     # How long a resolved bearer token is trusted without a database read; revocations
     # from another process take effect within it (0: check every request).
     auth_cache_s: float = Field(5, ge=0, le=60)
+    # Sign-in (app/auth/throttle.py, app/auth/signin.py). Failed sign-ins within the window
+    # answer 429 past these counts, per username (any address) and per address (any name).
+    login_failures_per_username: int = Field(10, ge=1)
+    login_failures_per_address: int = Field(20, ge=1)
+    login_throttle_window_s: float = Field(300, gt=0)
+    # CJIS AC-7: this many failures for one account within the window lock it for the
+    # duration (or until an admin unlocks it).
+    lockout_threshold: int = Field(5, ge=1, le=100)
+    lockout_window_s: float = Field(900, gt=0)
+    lockout_duration_s: float = Field(900, gt=0)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs); the client is
+    # the right-most address in it that is not one of them. Empty: the peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     cors_origins: Annotated[list[str], NoDecode] = []
     ws_allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
@@ -95,10 +116,22 @@ class Settings(BaseSettings):
     @classmethod
     def _csv_lists(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("cors_origins", "ws_allowed_origins"):
+            for key in ("cors_origins", "ws_allowed_origins", "trusted_proxies"):
                 if key in data:
                     data[key] = _split_csv(data[key])
         return data
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -123,12 +156,46 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.env == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
-            raise ValueError("DISPATCH_SECRET_KEY must be set in production")
-        if len(self.secret_key.get_secret_value()) < 32:
-            raise ValueError("DISPATCH_SECRET_KEY must be at least 32 characters")
+    def _resolve_secret_key(self) -> Settings:
+        """DISPATCH_SECRET_KEY, or the kept (first time: generated) one; never a known value."""
+        given = self.secret_key.get_secret_value()
+        if given:
+            if keyfile.is_published(given):
+                raise ValueError(
+                    "DISPATCH_SECRET_KEY is a value published in this project's source; use "
+                    "a random one (python -c 'import secrets; print(secrets.token_urlsafe(48))') "
+                    "or unset it to have one generated"
+                )
+            if len(given) < keyfile.MIN_LENGTH:
+                raise ValueError(
+                    f"DISPATCH_SECRET_KEY must be at least {keyfile.MIN_LENGTH} characters"
+                )
+            return self
+        explicit_file = self.secret_key_file is not None
+        path = self.secret_key_file or keyfile.default_path(self.database_url)
+        self.secret_key_file = path
+        try:
+            if self.env == "production":
+                # Workers or hosts must share one key, and a lost key makes sealed webhook
+                # secrets unreadable: production names it, never generates it.
+                if not explicit_file:
+                    raise ValueError(
+                        "DISPATCH_SECRET_KEY (or DISPATCH_SECRET_KEY_FILE) must be set in "
+                        "production"
+                    )
+                secret = keyfile.read(path)
+            else:
+                secret = keyfile.load_or_create(path)
+        except OSError as exc:
+            raise ValueError(f"secret key file {path}: {exc.strerror or exc}") from None
+        except keyfile.SecretKeyError as exc:
+            raise ValueError(str(exc)) from None
+        self.secret_key = SecretStr(secret)
         return self
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
     @property
     def is_sqlite(self) -> bool:

@@ -79,6 +79,14 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
         yield running
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle(request: pytest.FixtureRequest) -> None:
+    """Every test signs in from 127.0.0.1 on the shared server: each starts with no failed
+    sign-ins counted, so one test's bad logins never throttle another test's logins."""
+    if "harness" in request.fixturenames:
+        request.getfixturevalue("harness").ctx.login_throttle.reset()
+
+
 _area_counter = iter(range(1, 10_000))
 
 

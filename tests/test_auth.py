@@ -131,9 +131,12 @@ async def test_wrong_password_is_401_and_repeated_failures_are_throttled(harness
             "/api/v1/auth/token", data={"username": username, "password": "wrong-password"}
         )
         codes.append(response.status_code)
+    # The account locks after 5 (answering like a wrong password); the name's throttle
+    # answers 429 after 10 (tests/test_sign_in.py covers both in depth).
     assert codes[:10] == [401] * 10
     assert codes[10:] == [429, 429]
     assert_error(response, 429, "rate_limited")
+    assert 1 <= int(response.headers["Retry-After"]) <= harness.ctx.settings.login_throttle_window_s
 
 
 async def test_revoked_api_key_and_guard_token_stop_working(harness: Harness) -> None:

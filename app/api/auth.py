@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import Field, StringConstraints
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
-from app.auth import service
+from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.auth import service, signin
+from app.auth.address import client_address
 from app.auth.permissions import PERMISSIONS, ROLES
 from app.auth.principal import Principal
 from app.auth.secrets import issue_access_token
+from app.context import AppContext
 from app.errors import TooManyRequests, Unauthorized
-from app.schemas import Input, ObjectId, Output, UtcDateTime
+from app.models import User
+from app.schemas import Input, ObjectId, Output, Page, UtcDateTime
 
 router = APIRouter(tags=["auth"])
 
@@ -28,31 +32,49 @@ class TokenOut(Output):
     expires_in: int
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    responses={
+        401: {"description": "wrong username or password (or a locked account)"},
+        429: {"description": "too many failed sign-ins, or too many in progress; see Retry-After"},
+    },
+)
 async def issue_token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: ReadSessionDep,
     ctx: CtxDep,
     response: Response,
 ) -> object:
-    """Exchange a username and password for a short-lived bearer access token."""
-    client = request.client.host if request.client else "unknown"
-    wait = ctx.login_throttle.retry_after(client, form.username)
+    """Exchange a username and password for a short-lived bearer access token.
+
+    Failed sign-ins are throttled per username and per address (429 with Retry-After), and
+    an account with too many recent failures is locked for a while: it then answers like a
+    wrong password (admins see `locked_until` on the user and may unlock it)."""
+    address = client_address(request, ctx.settings.trusted_proxy_networks)
+    throttle = ctx.login_throttle
+    wait = throttle.retry_after(address, form.username)
     if wait > 0:
-        raise TooManyRequests(
-            f"too many failed logins; retry in {int(wait) + 1} s",
-            details={"retry_after_s": int(wait) + 1},
-        )
-    user = await service.login(session, form.username, form.password)
-    if user is None:
-        ctx.login_throttle.failed(client, form.username)
+        raise TooManyRequests(f"too many failed sign-ins; retry in {wait} s", retry_after_s=wait)
+    throttle.started(address, form.username)
+    try:
+        result = await signin.sign_in(ctx, form.username, form.password)
+    except BaseException:
+        throttle.finished(address, form.username, "abandoned")
+        raise
+    throttle.finished(address, form.username, "succeeded" if result.succeeded else "failed")
+    # `result` (succeeded / failed / locked, reason, lock_started) and `address` are what
+    # the audit log records of a sign-in.
+    if not result.succeeded or result.user_id is None or result.role is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    ctx.login_throttle.succeeded(client, form.username)
     ttl = ctx.settings.access_token_ttl_s
     # Wall time, not the service clock: PyJWT checks iat/exp against the real clock.
     token = issue_access_token(
-        user.id, user.role, ctx.settings.secret_key.get_secret_value(), ttl, dt.datetime.now(dt.UTC)
+        result.user_id,
+        result.role,
+        ctx.settings.secret_key.get_secret_value(),
+        ttl,
+        dt.datetime.now(dt.UTC),
     )
     response.headers["Cache-Control"] = "no-store"
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
@@ -98,6 +120,25 @@ class UserOut(Output):
     station_id: str | None
     active: bool
     created_at: UtcDateTime
+    # Sign-in lockout: when the lock lifts by itself (null when not locked), and the
+    # failed sign-ins counted towards one (within the lockout window).
+    locked_until: UtcDateTime | None
+    failed_logins: int
+
+
+def user_out(ctx: AppContext, user: User) -> dict[str, object]:
+    now = ctx.clock.now()
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "company_id": user.company_id,
+        "station_id": user.station_id,
+        "active": user.active,
+        "created_at": user.created_at,
+        "locked_until": signin.locked_until(user, now),
+        "failed_logins": signin.recent_failures(user, now, ctx.settings.lockout_window_s),
+    }
 
 
 @router.post("/users", status_code=201, response_model=UserOut, tags=["admin"])
@@ -107,7 +148,44 @@ async def create_user(
     session: SessionDep,
     ctx: CtxDep,
 ) -> object:
-    return await service.create_user(session, ctx, principal, **body.model_dump())
+    return user_out(ctx, await service.create_user(session, ctx, principal, **body.model_dump()))
+
+
+@router.get("/users", response_model=Page[UserOut], tags=["admin"])
+async def list_users(
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    session: ReadSessionDep,
+    ctx: CtxDep,
+    locked: Annotated[bool | None, Query(description="only locked (or unlocked) accounts")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> object:
+    users, next_cursor = await service.list_users(
+        session, ctx.clock.now(), locked=locked, cursor=cursor, limit=limit
+    )
+    return {"items": [user_out(ctx, user) for user in users], "next_cursor": next_cursor}
+
+
+@router.get("/users/{user_id}", response_model=UserOut, tags=["admin"])
+async def get_user(
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    user_id: str,
+    session: ReadSessionDep,
+    ctx: CtxDep,
+) -> object:
+    return user_out(ctx, await service.get_user(session, user_id))
+
+
+@router.post("/users/{user_id}/unlock", response_model=UserOut, tags=["admin"])
+async def unlock_user(
+    principal: Annotated[Principal, Depends(Allow("users:manage"))],
+    user_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> object:
+    """Lift a sign-in lockout now (it also lifts by itself at `locked_until`) and forget
+    the failed sign-ins counted towards one."""
+    return user_out(ctx, await service.unlock_user(session, ctx, principal, user_id))
 
 
 class ApiKeyCreate(Input):

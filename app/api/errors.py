@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.audit.log import refused
 from app.db import is_unavailable
-from app.errors import AppError, DatabaseUnavailable, error_body
+from app.errors import AppError, error_body
 from app.observability import request_id_var
 
 log = logging.getLogger("app.errors")
@@ -54,7 +54,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] | None = None
     if exc.status_code == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    elif isinstance(exc, DatabaseUnavailable):
+    elif exc.retry_after_s is not None:  # 429, 503 database_unavailable
         headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers

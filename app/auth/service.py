@@ -1,16 +1,20 @@
-"""Console users and integration API keys: creation, login, revocation."""
+"""Console users and integration API keys: creation, lockout release, revocation (signing
+in is app/auth/signin.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.pagination import paginate
+from app.auth import signin
 from app.auth.permissions import INTEGRATION_SCOPES, ROLES
 from app.auth.principal import Principal
-from app.auth.secrets import hash_password, hash_secret, new_bearer_secret, verify_password
+from app.auth.secrets import hash_password, hash_secret, new_bearer_secret
 from app.context import AppContext
 from app.db import after_commit
 from app.errors import Conflict, NotFound, Unprocessable
@@ -67,11 +71,47 @@ async def create_user(
     return user
 
 
-async def login(session: AsyncSession, username: str, password: str) -> User | None:
-    """The active user with these credentials, or None (same cost either way)."""
-    user = await session.scalar(select(User).where(User.username == username))
-    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
-    return user if ok and user is not None and user.active else None
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user '{user_id}' not found")
+    return user
+
+
+async def list_users(
+    session: AsyncSession,
+    now: dt.datetime,
+    *,
+    locked: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[User], str | None]:
+    stmt = select(User)
+    if locked is True:
+        stmt = stmt.where(User.locked_until > now)
+    elif locked is False:
+        stmt = stmt.where(or_(User.locked_until.is_(None), User.locked_until <= now))
+    return await paginate(session, stmt, User.id, cursor, limit)
+
+
+async def unlock_user(
+    session: AsyncSession, ctx: AppContext, principal: Principal, user_id: str
+) -> User:
+    """Lift a sign-in lockout (and forget the failures counted towards one) before it
+    lifts by itself; nothing to do is not an error."""
+    user = await get_user(session, user_id)
+    was_locked = signin.locked_until(user, ctx.clock.now()) is not None
+    if signin.clear_lock(user):
+        username = user.username
+        after_commit(session, lambda: ctx.login_throttle.forget_username(username))
+        await ctx.events.record(
+            session,
+            type="user.unlocked",
+            actor=principal.actor,
+            at=ctx.clock.now(),
+            data={"user_id": user.id, "username": username, "was_locked": was_locked},
+        )
+    return user
 
 
 async def create_api_key(
