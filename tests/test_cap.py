@@ -48,7 +48,10 @@ async def test_incident_renders_as_a_cap_alert(
     assert root.tag == "{urn:oasis:names:tc:emergency:cap:1.2}alert"
     order = [child.tag.split("}")[1] for child in root]
     assert order[:7] == ["identifier", "sender", "sent", "status", "msgType", "source", "scope"]
-    assert text(root, "cap:identifier") == incident["id"]
+    # The first message about the incident: named by the incident and its creation event.
+    assert (text(root, "cap:identifier") or "").startswith(f"{incident['id']}.")
+    assert text(root, "cap:msgType") == "Alert" and root.find("cap:references", NS) is None
+    assert text(root, "cap:incidents") == incident["id"]
     assert text(root, "cap:status") == "Actual" and text(root, "cap:scope") == "Restricted"
     assert text(root, "cap:restriction")
     sent = text(root, "cap:sent") or ""

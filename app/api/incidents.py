@@ -28,10 +28,12 @@ from app.incidents.schemas import (
     Source,
     Status,
 )
-from app.integrations import cap
+from app.integrations import cap, eido
+from app.integrations.versions import versions
 from app.schemas import Page
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+SENDER_NAME = "Police–guard linkage dispatch"
 
 IdempotencyKey = Annotated[
     str | None,
@@ -110,6 +112,9 @@ async def list_incidents(
     station_id: str | None = None,
     category: Category | None = None,
     source: Source | None = None,
+    exercise: Annotated[
+        bool | None, Query(description="only drills (true) or only real incidents (false)")
+    ] = None,
     near: Annotated[str | None, Query(description="lat,lon")] = None,
     radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
     since: dt.datetime | None = None,
@@ -125,6 +130,7 @@ async def list_incidents(
         station_id=station_id,
         category=category,
         source=source,
+        exercise=exercise,
         near=_near(near),
         radius_m=radius_m,
         since=_aware(since, "since"),
@@ -157,10 +163,24 @@ async def incident_as_cap(
     session: ReadSessionDep,
     ctx: CtxDep,
 ) -> RawResponse:
-    """The incident as an OASIS CAP 1.2 `alert` document."""
+    """The incident's latest CAP 1.2 message (Alert, Update or Cancel), referencing the
+    earlier ones."""
     incident = await service.get_incident(session, principal, incident_id)
-    body = cap.render(incident, ctx.settings.cap_sender, "Police–guard linkage dispatch")
+    history = await versions(session, incident.id)
+    body = cap.render(incident, ctx.settings.cap_sender, SENDER_NAME, history)
     return RawResponse(body, media_type="application/cap+xml")
+
+
+@router.get("/{incident_id}/eido")
+async def incident_as_eido(
+    principal: Annotated[Principal, Depends(Allow("incidents:read"))],
+    incident_id: str,
+    session: ReadSessionDep,
+    ctx: CtxDep,
+) -> dict[str, Any]:
+    """The incident as a NENA EIDO (NENA-STA-021) JSON object, its latest version."""
+    incident = await service.get_incident(session, principal, incident_id)
+    return await eido.document(session, incident, ctx.settings.cap_sender)
 
 
 @router.get("/{incident_id}/events", response_model=Page[EventOut])

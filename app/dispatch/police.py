@@ -222,7 +222,7 @@ async def instruct(
         )
     sender = principal.name
     for target in targets:
-        frame = instruction_frame(incident.id, text, sender, tier)
+        frame = instruction_frame(incident.id, text, sender, tier, incident.exercise)
         await outbox.enqueue(session, ctx, target, frame)
     await ctx.events.record(
         session,

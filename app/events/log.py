@@ -7,13 +7,14 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from app.audit.chain import join_writers
 from app.clock import isoformat
 from app.db import SERIAL, after_commit
-from app.models import Event
+from app.models import Event, Incident
 
 log = logging.getLogger("app.events")
 
@@ -22,6 +23,7 @@ _EVENTS = cast(Table, Event.__table__)
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
 _INSERT_EVENTS_ORDERED = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
+EXERCISE_CACHE = 50_000
 EventSink = Callable[[dict[str, Any]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]
 
@@ -32,6 +34,34 @@ class EventLog:
     def __init__(self, publish: EventSink | None = None) -> None:
         self.publish = publish
         self.outbox_writers: list[OutboxWriter] = []
+        # incident id → exercise. Fixed at intake, so a cached answer never goes stale.
+        self._exercise: dict[str, bool] = {}
+
+    async def _drills(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """The rows' incidents that are drills: their events say `exercise: true`, so every
+        consumer (stream, webhooks, timeline) can tell a drill without a lookup of its own.
+        Read from the session's loaded incident where there is one, else one query."""
+        wanted = {row["incident_id"] for row in rows if row.get("incident_id")}
+        unknown = []
+        for incident_id in wanted - self._exercise.keys():
+            loaded = session.identity_map.get(identity_key(Incident, incident_id))
+            known = None if loaded is None else inspect(loaded).dict.get("exercise")
+            if known is None:
+                unknown.append(incident_id)
+            else:
+                self._remember(incident_id, known)
+        if unknown:
+            found = await session.execute(
+                select(Incident.id, Incident.exercise).where(Incident.id.in_(unknown))
+            )
+            for incident_id, exercise in found:
+                self._remember(incident_id, exercise)
+        return {incident_id for incident_id in wanted if self._exercise.get(incident_id)}
+
+    def _remember(self, incident_id: str, exercise: bool) -> None:
+        if len(self._exercise) >= EXERCISE_CACHE:
+            self._exercise.clear()  # bounded; a miss costs one indexed read
+        self._exercise[incident_id] = exercise
 
     async def record(
         self,
@@ -67,7 +97,16 @@ class EventLog:
             raise RuntimeError("events are recorded only in serial transactions (see Database)")
         if not rows:
             return []
-        values = [{**row, "data": row.get("data") or {}} for row in rows]
+        drills = await self._drills(session, rows)
+        values = [
+            {
+                **row,
+                "data": {**(row.get("data") or {}), "exercise": True}
+                if row.get("incident_id") in drills
+                else row.get("data") or {},
+            }
+            for row in rows
+        ]
         await session.flush()  # rows the events refer to go first
         # Core, not the unit of work: an event is written once and never changed, and this
         # is the hottest insert in the service. One statement for all the rows.

@@ -53,6 +53,8 @@ class IncidentCreate(Input):
     external_ref: ExternalRef | None = None
     required_guards: Annotated[int, Field(ge=1, le=20, strict=True)] | None = None
     reporter: Reporter | Name | None = None  # a name alone, or {name, phone}
+    # A drill: dispatched end to end, and marked as one in everything it sends.
+    exercise: Annotated[bool, Field(strict=True)] = False
 
 
 class IncidentAction(Input):
@@ -83,6 +85,7 @@ class IncidentOut(Output):
     closed_at: UtcDateTime | None
     cancelled_at: UtcDateTime | None
     allowed_tiers: list[str]
+    exercise: bool
 
     @computed_field  # type: ignore[prop-decorator]
     @property

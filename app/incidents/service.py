@@ -33,9 +33,11 @@ def _reporter(body: IncidentCreate) -> dict[str, Any] | None:
 
 
 def _request_hash(body: IncidentCreate, source: str) -> str:
-    canonical = json.dumps(
-        {**body.model_dump(mode="json"), "source": source}, sort_keys=True, separators=(",", ":")
-    )
+    fields = body.model_dump(mode="json")
+    if not fields["exercise"]:
+        # Hashes stored before drills existed had no such key: a repeat still matches.
+        del fields["exercise"]
+    canonical = json.dumps({**fields, "source": source}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -84,6 +86,7 @@ async def create_incident(
         "station_id": jurisdiction.station_id if jurisdiction else None,
         "station_match": jurisdiction.match if jurisdiction else None,
         "unstaffed": False,
+        "exercise": body.exercise,
         "created_by": principal.actor,
         "created_at": now,
         "updated_at": now,
@@ -232,6 +235,7 @@ async def list_incidents(
     station_id: str | None,
     category: str | None,
     source: str | None,
+    exercise: bool | None = None,
     near: tuple[float, float] | None,
     radius_m: float,
     since: dt.datetime | None,
@@ -255,6 +259,8 @@ async def list_incidents(
         conditions.append(Incident.category == category)
     if source:
         conditions.append(Incident.source == source)
+    if exercise is not None:
+        conditions.append(Incident.exercise.is_(exercise))
     if since:
         conditions.append(Incident.created_at >= since)
     if until:

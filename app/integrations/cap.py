@@ -1,10 +1,18 @@
-"""An incident as an OASIS CAP 1.2 alert, for command centres that ingest CAP."""
+"""An incident as an OASIS CAP 1.2 alert, for command centres that ingest CAP.
+
+Each published version of the incident (app/integrations/versions.py) is one CAP message:
+`Alert` for the first, `Update` after, `Cancel` once the incident is cancelled; its
+identifier is `<incident id>.<event id>` and `<references>` lists every earlier message as
+`sender,identifier,sent` (CAP 1.2 §3.2.1). A drill says `<status>Exercise</status>`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
+from app.integrations.versions import Version
 from app.models import Incident
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -50,14 +58,28 @@ def cap_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "-00:00")
 
 
-def msg_type(incident: Incident) -> str:
+def msg_type(incident: Incident, earlier: int | None = None) -> str:
+    """`Cancel` once cancelled; else `Alert` for the first message, `Update` after."""
     if incident.status == "cancelled":
         return "Cancel"
-    return "Alert" if incident.updated_at == incident.created_at else "Update"
+    if earlier is None:  # no history given: judge by the incident alone
+        return "Alert" if incident.updated_at == incident.created_at else "Update"
+    return "Update" if earlier else "Alert"
 
 
-def render(incident: Incident, sender: str, sender_name: str) -> bytes:
-    """The CAP 1.2 <alert> document for this incident (UTF-8 XML bytes)."""
+def references(sender: str, earlier: Sequence[Version]) -> str:
+    """CAP `references`: `sender,identifier,sent` per earlier message, space-separated."""
+    return " ".join(f"{sender},{v.identifier},{cap_time(v.at)}" for v in earlier)
+
+
+def render(
+    incident: Incident, sender: str, sender_name: str, history: Sequence[Version] = ()
+) -> bytes:
+    """The CAP 1.2 <alert> document for this incident (UTF-8 XML bytes).
+
+    `history` is the incident's versions, oldest first; the document is the last one's
+    message and references the rest. Without it, the incident id names the message.
+    """
     ET.register_namespace("", CAP_NS)
 
     def sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
@@ -65,17 +87,27 @@ def render(incident: Incident, sender: str, sender_name: str) -> bytes:
         element.text = text
         return element
 
+    current = history[-1] if history else None
+    earlier = history[:-1]
     alert = ET.Element(f"{{{CAP_NS}}}alert")
-    sub(alert, "identifier", incident.id)
+    sub(alert, "identifier", current.identifier if current else incident.id)
     sub(alert, "sender", sender)
-    sub(alert, "sent", cap_time(incident.updated_at))
-    sub(alert, "status", "Actual")
-    sub(alert, "msgType", msg_type(incident))
+    sub(alert, "sent", cap_time(current.at if current else incident.updated_at))
+    sub(alert, "status", "Exercise" if incident.exercise else "Actual")
+    sub(alert, "msgType", msg_type(incident, len(earlier) if current else None))
     sub(alert, "source", incident.source)
     sub(alert, "scope", "Restricted")
     sub(alert, "restriction", "police and licensed security personnel")
+    notes = []
+    if incident.exercise:
+        notes.append("Exercise: a drill, not a real incident")
     if incident.external_ref:
-        sub(alert, "note", f"external_ref={incident.external_ref}")
+        notes.append(f"external_ref={incident.external_ref}")
+    if notes:
+        sub(alert, "note", "; ".join(notes))
+    if earlier:
+        sub(alert, "references", references(sender, earlier))
+    sub(alert, "incidents", incident.id)
     urgency, severity, certainty = PRIORITY_MAP[incident.priority]
     info = ET.SubElement(alert, f"{{{CAP_NS}}}info")
     sub(info, "language", "en")

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from app.dispatch.policy import tiers_for
 from app.models.base import Base, Timestamps, id_column
@@ -73,6 +74,11 @@ class Incident(Timestamps, Base):
     # The risk tiers guards may be asked to perform (app/dispatch/tiers.py), fixed at intake
     # so that a later policy change does not rewrite what guards were told.
     allowed_tiers: Mapped[list[str]] = mapped_column(JSONType, default=_tiers_at_intake)
+    # A drill: dispatched like any incident, marked as one in everything it sends; fixed
+    # at intake. Reports leave drills out (filter on it).
+    exercise: Mapped[bool] = mapped_column(
+        Boolean(), default=False, server_default=false(), index=True
+    )
 
     @property
     def location(self) -> dict[str, float]:

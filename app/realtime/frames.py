@@ -248,6 +248,7 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
         "location": {"lat": incident.lat, "lon": incident.lon},
         "address": incident.address,
         "description": incident.description,
+        "exercise": incident.exercise,
     }
 
 
@@ -270,6 +271,7 @@ def offer_frame(offer: Offer, incident: Incident) -> dict[str, Any]:
         "ranked_by": "eta",
         "wave": offer.wave,
         "expires_at": isoformat(offer.expires_at),
+        "exercise": incident.exercise,  # a drill: the phone shows DRILL
         **powers(incident),
     }
 
@@ -284,21 +286,32 @@ def assignment_frame(assignment: Assignment, incident: Incident) -> dict[str, An
         "assignment_id": assignment.id,
         "status": assignment.status,
         "incident": incident_payload(incident),
+        "exercise": incident.exercise,
         **powers(incident),
     }
 
 
 def incident_update_frame(incident: Incident, note: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "incident.update", "incident": incident_payload(incident)}
+    frame: dict[str, Any] = {
+        "type": "incident.update",
+        "incident": incident_payload(incident),
+        "exercise": incident.exercise,
+    }
     if note:
         frame["note"] = note
     return frame
 
 
 def instruction_frame(
-    incident_id: str, text: str, sender: str, tier: str | None = None
+    incident_id: str, text: str, sender: str, tier: str | None = None, exercise: bool = False
 ) -> dict[str, Any]:
-    frame = {"type": "instruction", "incident_id": incident_id, "text": text, "from": sender}
+    frame: dict[str, Any] = {
+        "type": "instruction",
+        "incident_id": incident_id,
+        "text": text,
+        "from": sender,
+        "exercise": exercise,
+    }
     if tier is not None:
         frame["tier"] = tier
     return frame

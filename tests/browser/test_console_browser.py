@@ -352,3 +352,35 @@ async def test_detail_shows_what_guards_may_do(
         await queue.locator(f"[data-id='{robbery['id']}']").click()
         await expect(tiers.locator(".tier")).to_have_text(["Observe and report"])
         await console.screenshot("robbery")
+
+
+async def test_a_drill_wears_a_drill_badge_in_the_queue_and_the_detail(
+    browser: Browser, city: Harness, artifacts: Path
+) -> None:
+    # South-east of the city, away from other tests' guards and incidents.
+    scene = offset(SCENE, north_m=-6000, east_m=18_000)
+    drill = await city.make_incident(
+        scene, priority=2, category="fire", description="fire drill", exercise=True
+    )
+    real = await city.make_incident(
+        offset(scene, north_m=200), priority=2, category="fire", description="real fire"
+    )
+    async with open_console(browser, city, artifacts, "drill") as console:
+        await console.sign_in()
+        queue = console.region("Incident queue")
+        detail_badge = console.region("Incident detail").locator(".detail-head .badge.drill")
+        drill_row = queue.locator(f"[data-id='{drill['id']}']")
+        await expect(drill_row.locator(".badge.drill")).to_have_text("DRILL")
+        await expect(queue.locator(f"[data-id='{real['id']}'] .badge.drill")).to_have_count(0)
+        await drill_row.click()
+        await expect(detail_badge).to_have_text("DRILL")
+        await expect(detail_badge).to_have_attribute("title", re.compile("not a real incident"))
+        await console.screenshot("drill")
+        await queue.locator(f"[data-id='{real['id']}']").click()
+        await expect(console.region("Incident detail")).to_contain_text("real fire")
+        await expect(detail_badge).to_have_count(0)
+        await console.page.get_by_role("button", name="切换到中文").click()
+        zh_row = console.region("事件队列").locator(f"[data-id='{drill['id']}']")
+        await expect(zh_row.locator(".badge.drill")).to_have_text("演练")
+        await expect(zh_row.locator(".badge.drill")).to_have_attribute("title", "演练：非真实警情")
+        await console.screenshot("drill-zh")

@@ -5,6 +5,7 @@ import { may } from "./api.js";
 import { el } from "./dom.js";
 import { age, clockTime, dateTime, distance, eta, secondsUntil } from "./format.js";
 import { language, t, term } from "./i18n.js";
+import { drillBadge } from "./queue.js";
 
 const OPEN = new Set(["new", "dispatching", "assigned", "on_scene"]);
 
@@ -58,7 +59,7 @@ export class Detail {
         el("span", { class: `badge p${i.priority}`, text: `P${i.priority}` }),
         el("h2", { id: "detail-title" }, term("category", i.category), el("small", { class: "detail-id", text: i.id })),
         el("span", { class: `status s-${i.status}`, text: term("status", i.status) }),
-        i.exercise ? el("span", { class: "badge drill", text: "DRILL" }) : null,
+        i.exercise ? drillBadge() : null,
       ),
       i.unstaffed && open ? el("p", { class: "unstaffed-banner", role: "status", text: t("detail.unstaffed") }) : null,
       el("p", { class: "detail-desc", text: i.description }),

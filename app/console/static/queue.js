@@ -6,6 +6,11 @@ import { t, term } from "./i18n.js";
 
 const OPEN = ["new", "dispatching", "assigned", "on_scene"];
 
+// A drill runs like any incident; the badge keeps anyone from mistaking it for a real one.
+export function drillBadge() {
+  return el("span", { class: "badge drill", title: t("drill.title"), text: t("drill.badge") });
+}
+
 export class Queue {
   constructor(list, count, onSelect) {
     this.list = list;
@@ -71,6 +76,7 @@ export class Queue {
       el(
         "span",
         { class: "queue-main" },
+        incident.exercise ? drillBadge() : null,
         el("strong", { text: term("category", incident.category) }),
         " ",
         el("span", { class: "queue-desc", text: incident.address || incident.description }),
