@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from app.alarms.schemas import AlarmCreate
 from app.geo.distance import haversine_m
+from app.intel.schemas import TriageRequest
 from app.models import ApiKey, GuardToken
 from app.realtime import outbox
+from app.realtime.frames import Report
 from app.simulate import behaviour as decide
+from app.simulate.alarms import SIGNALS, account_number, cancel_after, plan_alarm
 from app.simulate.clock import PhoneClock, parse_time
 from app.simulate.config import Behaviour, Bounds, SimulationConfig
 from app.simulate.crew import demo_posts, pick_guards
@@ -30,7 +36,7 @@ from app.simulate.movement import (
     patrol_waypoint,
     step_towards,
 )
-from app.simulate.police import pick_unit, police_delay
+from app.simulate.police import pick_unit, police_delay, triage_delay, triage_verdict
 from app.simulate.runner import simulate
 from app.simulate.stats import Stats
 from tests.harness import Harness
@@ -49,6 +55,7 @@ BRISK = Behaviour(
     tick_s=0.05,
     police_delays_s=((0.1, 0.2), (0.1, 0.2), (0.1, 0.2)),
     poll_s=0.2,
+    intel_per_hour=0.0,
 )
 
 
@@ -168,6 +175,61 @@ def test_police_act_in_order_with_a_unit_not_already_sent() -> None:
     assert pick_unit(escalation, {"u1", "u2"}) is None
 
 
+def test_guards_report_intel_now_and_then_in_frames_the_server_accepts() -> None:
+    rng = random.Random(12)
+    hourly = Behaviour(intel_per_hour=2.0)
+    hours = sum(decide.reports_intel(hourly, rng, 60.0) for _ in range(60 * 500)) / 500
+    assert 1.6 < hours < 2.4  # about twice an hour per guard
+    assert not decide.reports_intel(Behaviour(intel_per_hour=0.0), rng, 3600.0)
+    subjects = set()
+    for _ in range(200):
+        frame = decide.intel_report(rng, (39.1238, 117.2003))
+        report = Report.model_validate(frame)
+        assert report.kind == "intel" and report.problem() is None
+        assert (frame["lat"], frame["lon"]) == (39.1238, 117.2003)
+        subjects.add(frame["subject"])
+    assert subjects == set(decide.INTEL)
+
+
+def test_the_desk_triages_after_a_delay_with_every_verdict_and_a_note() -> None:
+    rng = random.Random(13)
+    slow = Behaviour(triage_after_s=(20.0, 90.0))
+    assert all(20.0 <= triage_delay(slow, rng) <= 90.0 for _ in range(100))
+    verdicts = [triage_verdict(rng) for _ in range(600)]
+    for state, note in verdicts:
+        TriageRequest(state=state, note=note)  # a body the server takes
+    counts = Counter(state for state, _ in verdicts)
+    assert set(counts) == {"useful", "not_useful", "acted_on"}
+    assert counts["useful"] > counts["acted_on"]
+
+
+def test_alarms_are_bodies_the_server_takes_and_some_are_cancelled() -> None:
+    rng = random.Random(14)
+    account = account_number("com_" + "x" * 80)
+    assert len(account) == 64 and account.startswith("SIM-com_")
+    bodies = [plan_alarm(rng, "SIM-1", NOW) for _ in range(300)]
+    for body in bodies:
+        alarm = AlarmCreate.model_validate(body)
+        assert alarm.occurred_at == NOW and alarm.event_code in SIGNALS
+    codes = Counter(b["event_code"] for b in bodies)
+    assert codes["BA"] > codes["MA"]  # intrusion is the common signal
+    assert any(b["verification"] != "none" for b in bodies)
+    cancelling = Behaviour(alarm_cancel_rate=0.2, alarm_cancel_after_s=(20.0, 90.0))
+    delays = [cancel_after(cancelling, rng) for _ in range(1000)]
+    cancelled = [d for d in delays if d is not None]
+    assert 0.15 < len(cancelled) / len(delays) < 0.25
+    assert all(20.0 <= d <= 90.0 for d in cancelled)
+    assert cancel_after(Behaviour(alarm_cancel_rate=0.0), rng) is None
+
+
+def test_the_summary_counts_intel_and_alarms() -> None:
+    stats = Stats(intel_reported=5, intel_triaged=3, alarms_accepted=4, alarms_cancelled=1)
+    stats.alarms_rejected["duplicate"] += 2
+    line = stats.summary(12.0)
+    assert "intel 5 reported, 3 triaged" in line
+    assert "alarms 4 accepted (1 cancelled), 2 rejected" in line
+
+
 def test_demo_guards_come_first_with_their_posts_and_the_pick_is_reproducible() -> None:
     badge, post = next(iter(demo_posts().items()))
     guards = [
@@ -227,6 +289,7 @@ def config_for(
         "incidents_per_minute": 0.0,
         "cad_share": 0.0,
         "police": False,
+        "alarms_per_minute": 0.0,
         "seed": 11,
         "summary_every_s": 0.5,
         "company_id": company_id,
@@ -387,3 +450,67 @@ async def _sim_incidents(harness: Harness, area: tuple[float, float]) -> list[di
         params={"near": f"{area[0]},{area[1]}", "radius_m": 500, "source": "police"},
     )
     return [i for i in response.json()["items"] if (i.get("external_ref") or "").startswith("SIM-")]
+
+
+@pytest.mark.usefixtures("backend")
+async def test_guards_report_intel_the_desk_triages_and_the_alarm_company_posts_and_cancels(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    company_id, guard_ids = await crew(harness, area, 2)
+    admin = await harness.user("admin")
+    stop = asyncio.Event()
+    chatty = dataclasses.replace(
+        BRISK,
+        intel_per_hour=720.0,  # about one report every 5 s per guard
+        triage_after_s=(0.1, 0.2),
+        alarm_cancel_rate=1.0,
+        alarm_cancel_after_s=(0.1, 0.2),
+    )
+    config = config_for(
+        harness, admin, company_id, area, guards=2, police=True, alarms_per_minute=60.0,
+        behaviour=chatty,
+    )  # fmt: skip
+    run = asyncio.create_task(simulate(config, stop, lambda line: None))
+    account = account_number(company_id)
+    try:
+        triaged = await until(lambda: _intel(harness, guard_ids, triaged=True), "a verdict")
+        reporter = triaged[0]["guard_id"]
+        await until(lambda: _acked_all(harness, reporter), "the verdict acknowledged")
+        cancelled = await until(lambda: _alarms(harness, account, cancelled=True), "a cancel")
+        assert cancelled[0]["cancel_reason"] == "keyholder_cancel"
+        incident = await harness.get(f"/api/v1/incidents/{cancelled[0]['incident_id']}")
+        assert incident.json()["status"] == "cancelled"
+    finally:
+        stop.set()
+        async with asyncio.timeout(WAIT_S):
+            stats = await run
+    assert stats.intel_reported >= stats.intel_accepted >= 1
+    assert stats.intel_triaged >= 1 and stats.intel_feedback >= 1
+    assert stats.alarms_accepted >= 1 and stats.alarms_cancelled >= 1
+    assert set(stats.alarms_rejected) <= {"duplicate"}, stats.alarms_rejected
+    # A guard's status report may cross the keyholder's cancel: refused, and the phone
+    # drops the job; nothing else goes wrong.
+    assert set(stats.errors) <= {"invalid_transition"}, stats.errors
+    # The site is reused by the next run (active again), and the receiver's key is revoked.
+    accounts = await harness.get("/api/v1/alarm-accounts", params={"account": account})
+    assert [a["status"] for a in accounts.json()["items"]] == ["active"]
+    async with harness.ctx.db.transaction(readonly=True) as session:
+        keys = (
+            await session.scalars(
+                select(ApiKey).where(ApiKey.name.like("simulated-alarm-receiver-11-%"))
+            )
+        ).all()
+    assert keys and all(key.revoked_at is not None for key in keys)
+
+
+async def _intel(harness: Harness, guard_ids: list[str], *, triaged: bool) -> list[Any]:
+    found = []
+    for guard_id in guard_ids:
+        response = await harness.get("/api/v1/intel", params={"guard_id": guard_id})
+        found += [i for i in response.json()["items"] if (i["state"] != "new") == triaged]
+    return found
+
+
+async def _alarms(harness: Harness, account: str, *, cancelled: bool) -> list[Any]:
+    response = await harness.get("/api/v1/alarms", params={"account": account})
+    return [a for a in response.json()["items"] if (a["cancelled_at"] is not None) == cancelled]

@@ -64,11 +64,15 @@ class Api:
         self._token = str(body["access_token"])
         self._token_until = time.monotonic() + float(body.get("expires_in", 900)) - TOKEN_MARGIN_S
 
-    async def request(self, method: str, path: str, *, as_cad: bool = False, **kwargs: Any) -> Any:
-        """The JSON answer (None for 204); ApiError for a 4xx/5xx."""
-        if as_cad and self.cad_key:
+    async def request(
+        self, method: str, path: str, *, as_cad: bool = False, bearer: str | None = None,
+        **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        """The JSON answer (None for 204); ApiError for a 4xx/5xx. As the admin, the CAD
+        (`as_cad`) or another integration key (`bearer`)."""
+        if bearer is None and as_cad and self.cad_key:
             bearer = self.cad_key
-        else:
+        elif bearer is None:
             if time.monotonic() >= self._token_until:
                 await self.sign_in()
             bearer = self._token

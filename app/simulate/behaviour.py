@@ -74,3 +74,42 @@ def drops_signal(behaviour: Behaviour, rng: random.Random, elapsed_s: float) -> 
 def offline_for(behaviour: Behaviour, rng: random.Random) -> float:
     """How long a dropped phone stays silent before it reconnects and resumes."""
     return rng.uniform(*behaviour.offline_s)
+
+
+# subject: what guards on a beat notice and pass to the police without calling anyone out
+INTEL: dict[str, tuple[str, ...]] = {
+    "suspicious_person": (
+        "man in a grey hoodie checking bicycle locks along the rack, third time today",
+        "two men photographing the compound's gate and camera positions",
+    ),
+    "suspicious_vehicle": (
+        "white van without plates parked by the loading bay since the morning",
+        "silver saloon circling the school at closing time, driver watching the gate",
+    ),
+    "hazard": (
+        "loose manhole cover on the pavement by the bus stop",
+        "scaffolding netting torn and flapping over the footpath",
+    ),
+    "wanted_sighting": (
+        "man matching this morning's circulated photo bought cigarettes at the kiosk",
+    ),
+    "other": ("crowd gathering outside the job centre, calm for now",),
+}
+
+
+def reports_intel(behaviour: Behaviour, rng: random.Random, elapsed_s: float) -> bool:
+    """Whether a guard on patrol notices something worth telling the police this tick."""
+    return rng.random() < behaviour.intel_per_hour * elapsed_s / 3600.0
+
+
+def intel_report(rng: random.Random, position: tuple[float, float]) -> dict[str, object]:
+    """A `report {kind: "intel"}` frame about something at the guard's position."""
+    subject = rng.choice(list(INTEL))
+    return {
+        "type": "report",
+        "kind": "intel",
+        "subject": subject,
+        "description": rng.choice(INTEL[subject]),
+        "lat": round(position[0], 7),
+        "lon": round(position[1], 7),
+    }

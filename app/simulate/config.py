@@ -48,6 +48,12 @@ class Behaviour:
     # The police CAD: seconds from escalation to ack, ack to arrival, arrival to handover.
     police_delays_s: tuple[tuple[float, float], ...] = ((10.0, 30.0), (60.0, 180.0), (30.0, 120.0))
     poll_s: float = 3.0  # how often the CAD looks at the incidents it follows
+    # Intelligence: per free on-duty guard, reports an hour; the police desk's triage delay.
+    intel_per_hour: float = 0.5
+    triage_after_s: tuple[float, float] = (20.0, 90.0)
+    # Alarms: the share of accepted alarms a keyholder cancels, and after how long.
+    alarm_cancel_rate: float = 0.2
+    alarm_cancel_after_s: tuple[float, float] = (20.0, 90.0)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ class SimulationConfig:
     guards: int = 60
     incidents_per_minute: float = 2.0
     cad_share: float = 0.3  # incidents posted by the police CAD (with an external_ref)
-    police: bool = True  # the CAD acknowledges, arrives and hands over escalations
+    police: bool = True  # the CAD acknowledges, arrives, hands over and triages intel
+    alarms_per_minute: float = 0.5  # from one alarm account of a simulated company
     seed: int | None = None
     duration_s: float | None = None
     wait_ready_s: float = 0.0

@@ -37,6 +37,7 @@ RETIRE_CODES: dict[int, str] = {
     CloseCode.FORBIDDEN: "ws_4403_origin",
 }
 ENDED = frozenset({"resolved", "closed", "cancelled"})
+STOOD_DOWN = frozenset({"invalid_transition", "not_assigned"})
 
 
 @dataclass
@@ -207,10 +208,16 @@ class GuardPhone:
                 self.stats.on_duty += 1 if frame["on"] else -1
             self.on_duty = bool(frame["on"])
             self._duty_changed.set()
+        elif kind == "report.accepted" and frame.get("kind") == "intel":
+            self.stats.intel_accepted += 1
+        elif kind == "intel.feedback":
+            self.stats.intel_feedback += 1
         elif kind in ("pong", "welcome"):
             self.clock.sync(frame["server_time"])
         elif kind == "error":
             self.stats.error(str(frame.get("code", "unknown")))
+            if frame.get("ref") == "assignment.status" and frame.get("code") in STOOD_DOWN:
+                self.job = None  # the incident ended (a cancel) while the status was in flight
 
     def _on_offer(self, frame: dict[str, Any]) -> None:
         offer_id = frame["offer_id"]
@@ -260,6 +267,8 @@ class GuardPhone:
             await self._work_on_job(now)
             if self.on_duty and now - self._pinged_at >= self.behaviour.ping_interval_s:
                 await self._ping(now)
+            if self.on_duty and self.job is None:
+                await self._notice(now - last)
             if decide.drops_signal(self.behaviour, self.rng, now - last):
                 return "dropout"
             last = now
@@ -267,6 +276,12 @@ class GuardPhone:
                 await asyncio.wait_for(stop.wait(), self.behaviour.tick_s)
         await self._sign_off()
         return "stop"
+
+    async def _notice(self, elapsed_s: float) -> None:
+        """Now and then a guard on patrol tells the police what it saw (nobody is sent)."""
+        if decide.reports_intel(self.behaviour, self.rng, elapsed_s):
+            await self._send(decide.intel_report(self.rng, self.position))
+            self.stats.intel_reported += 1
 
     def _move(self, now: float) -> None:
         metres = self.mode.speed_mps * (now - self._moved_at)

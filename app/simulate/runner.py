@@ -9,9 +9,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
+from app.simulate.alarms import AlarmCompany
 from app.simulate.api import Api, ApiError, ServerUnavailable
 from app.simulate.config import SimulationConfig
 from app.simulate.crew import Recruit, pick_guards
@@ -43,21 +45,27 @@ async def simulate(
         api = Api(client, config.username, config.password)
         await api.wait_ready(config.wait_ready_s)
         await api.sign_in()
-        recruits = pick_guards(
-            await api.guards(config.company_id), config.guards, config.bounds, rng
-        )
+        guards = await api.guards(config.company_id)
+        recruits = pick_guards(guards, config.guards, config.bounds, rng)
         tokens: list[tuple[str, str]] = []  # (guard id, token id) to revoke at the end
+        alarms = AlarmCompany(api, config.behaviour, rng, stats)
         try:
             phones = await _phones(api, config, recruits, rng, stats, tokens)
             if config.cad_share > 0 or config.police:
                 await api.create_cad_key(run_tag)
+            company_id = config.company_id or _company_of(guards, recruits)
+            if config.alarms_per_minute > 0 and company_id and recruits:
+                await alarms.set_up(company_id, recruits[0].post, run_tag)
             report(
-                f"simulating {len(phones)} guards and "
-                f"{config.incidents_per_minute:g} incidents/min against {config.url}"
-                " (Ctrl-C stops)"
+                f"simulating {len(phones)} guards, "
+                f"{config.incidents_per_minute:g} incidents/min and "
+                f"{config.alarms_per_minute if alarms.site else 0:g} alarms/min "
+                f"against {config.url} (Ctrl-C stops)"
             )
             desk = PoliceDesk(api, config.behaviour, rng, stats, act=config.police)
+            desk.reporters = {recruit.guard_id for recruit in recruits}
             async with asyncio.TaskGroup() as group:
+                group.create_task(alarms.run(config.alarms_per_minute, stop))
                 for phone in phones:
                     group.create_task(phone.run(stop), name=f"guard-{phone.guard_id}")
                 group.create_task(desk.run(stop))
@@ -69,7 +77,7 @@ async def simulate(
                     group.create_task(_stop_after(stop, config.duration_s))
         finally:
             stop.set()
-            await _clean_up(api, tokens)
+            await _clean_up(api, tokens, alarms)
     report(stats.summary(time.monotonic() - started))
     return stats
 
@@ -149,13 +157,22 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
-async def _clean_up(api: Api, tokens: list[tuple[str, str]]) -> None:
-    """Revoke the run's device tokens and CAD key, so nothing it issued stays usable."""
+async def _clean_up(api: Api, tokens: list[tuple[str, str]], alarms: AlarmCompany) -> None:
+    """Revoke the run's device tokens and keys, so nothing it issued stays usable."""
     with contextlib.suppress(ApiError, ServerUnavailable, TimeoutError):
         async with asyncio.timeout(CLEANUP_TIMEOUT_S):
             for guard_id, token_id in tokens:
                 await api.revoke_device_token(guard_id, token_id)
             await api.revoke_cad_key()
+            await alarms.revoke_key()
+
+
+def _company_of(guards: list[dict[str, Any]], recruits: list[Recruit]) -> str | None:
+    """The company of the first simulated guard: its alarm receiver is the simulated one."""
+    if not recruits:
+        return None
+    first = next(g for g in guards if str(g["id"]) == recruits[0].guard_id)
+    return str(first["company_id"])
 
 
 def run(config: SimulationConfig) -> int:

@@ -27,6 +27,13 @@ class Stats:
     incidents_posted: int = 0
     incidents_resolved: int = 0
     police_steps: int = 0
+    intel_reported: int = 0  # report {kind: intel} frames sent
+    intel_accepted: int = 0  # answered report.accepted
+    intel_triaged: int = 0  # verdicts the police desk gave
+    intel_feedback: int = 0  # intel.feedback frames the guards received
+    alarms_accepted: int = 0
+    alarms_cancelled: int = 0  # keyholder cancels of accepted alarms
+    alarms_rejected: Counter[str] = field(default_factory=Counter)  # by reason code
     errors: Counter[str] = field(default_factory=Counter)
 
     def error(self, code: str) -> None:
@@ -49,5 +56,8 @@ class Stats:
             f"(accepted {self.accepted}, declined {self.declined}, silent {self.silent}) · "
             f"incidents {self.incidents_posted} posted, {self.assignments} assigned, "
             f"{self.on_scene} on scene, {self.incidents_resolved} resolved · "
-            f"police {self.police_steps} · reconnects {self.reconnects} · {errors}"
+            f"police {self.police_steps} · intel {self.intel_reported} reported, "
+            f"{self.intel_triaged} triaged · alarms {self.alarms_accepted} accepted "
+            f"({self.alarms_cancelled} cancelled), {sum(self.alarms_rejected.values())} "
+            f"rejected · reconnects {self.reconnects} · {errors}"
         )
