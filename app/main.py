@@ -33,6 +33,7 @@ from app.api import (
     webhooks,
 )
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
 from app.audit.log import AuditLog
 from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
@@ -233,4 +234,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(positions_ws.router)
     app.include_router(health.router)
     install_console(app)
+    install_openapi(app)
     return app

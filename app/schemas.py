@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 from app.clock import isoformat
 
@@ -20,6 +28,41 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 UtcDateTime = Annotated[dt.datetime, PlainSerializer(isoformat, return_type=str)]
+
+# Input as the OpenAPI document declares it. Left to itself pydantic also takes a number
+# for a date (seconds since 1970) and a string for an integer; the document says
+# `format: date` / `format: date-time` / `type: integer`, so those are refused here, and
+# an integer-valued number (4.0), which JSON Schema counts as an integer, is taken:
+# `Annotated[int, Field(ge=…, strict=True), BeforeValidator(whole_number)]`.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str) and _DATE.fullmatch(value) or isinstance(value, dt.date):
+        return value
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+def _iso_instant(value: Any) -> Any:
+    if isinstance(value, str) and _INSTANT.fullmatch(value) or isinstance(value, dt.datetime):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a timezone (e.g. 2026-11-21T10:00:00Z)")
+
+
+def whole_number(value: Any) -> Any:
+    """Before an integer field's own (strict) validation: 4.0 is 4; '4' and true are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+Day = Annotated[dt.date, BeforeValidator(_iso_date)]
+Instant = Annotated[dt.datetime, BeforeValidator(_iso_instant)]
 
 T = TypeVar("T")
 

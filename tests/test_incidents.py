@@ -232,7 +232,8 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("priority zero", {"priority": 0}, "priority"),
     ("priority five", {"priority": 5}, "priority"),
     ("priority as string", {"priority": "2"}, "priority"),
-    ("priority as float", {"priority": 2.0}, "priority"),
+    # 2.0 is an integer to JSON Schema (and so to the OpenAPI document): taken as 2.
+    ("priority as fraction", {"priority": 2.5}, "priority"),
     ("priority as bool", {"priority": True}, "priority"),
     ("empty description", {"description": "   "}, "description"),
     ("oversize description", {"description": "x" * 4001}, "description"),

@@ -17,7 +17,7 @@ from app.clock import isoformat
 from app.errors import NotFound, Unprocessable
 from app.models import AuditRecord, Guard, PositionHistory
 from app.realtime.positions_view import company_scope
-from app.schemas import Output, Page, UtcDateTime
+from app.schemas import Instant, Output, Page, UtcDateTime
 
 router = APIRouter()
 
@@ -71,8 +71,8 @@ async def list_audit(
     ] = None,
     actor: Annotated[str | None, Query(max_length=80, description="e.g. user:usr_…")] = None,
     subject: Annotated[str | None, Query(max_length=200, description="e.g. guard:grd_…")] = None,
-    since: Annotated[dt.datetime | None, Query(description="at or after (UTC)")] = None,
-    until: Annotated[dt.datetime | None, Query(description="before (UTC)")] = None,
+    since: Annotated[Instant | None, Query(description="at or after (UTC)")] = None,
+    until: Annotated[Instant | None, Query(description="before (UTC)")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> object:
@@ -118,9 +118,9 @@ async def guard_track(
     principal: Annotated[Principal, Depends(Allow("guards:track"))],
     guard_id: str,
     ctx: CtxDep,
-    since: Annotated[dt.datetime, Query(description="start of the window (UTC)")],
+    since: Annotated[Instant, Query(description="start of the window (UTC)")],
     until: Annotated[
-        dt.datetime | None, Query(description="end of the window (UTC; default now)")
+        Instant | None, Query(description="end of the window (UTC; default now)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_TRACK_POINTS)] = MAX_TRACK_POINTS,
 ) -> object:

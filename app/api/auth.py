@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import Field, StringConstraints
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth import service, signin
 from app.auth.address import client_address
@@ -141,7 +142,13 @@ def user_out(ctx: AppContext, user: User) -> dict[str, object]:
     }
 
 
-@router.post("/users", status_code=201, response_model=UserOut, tags=["admin"])
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=UserOut,
+    tags=["admin"],
+    responses=conflict("`already_exists`: the username is taken"),
+)
 async def create_user(
     principal: Annotated[Principal, Depends(Allow("users:manage"))],
     body: UserCreate,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.registry import service
@@ -14,9 +15,10 @@ from app.registry.schemas import CompanyCreate, CompanyOut, CompanyStatus, Compa
 from app.schemas import Page
 
 router = APIRouter(prefix="/companies", tags=["registry"])
+LICENCE_TAKEN = conflict("`already_exists`: another company has this licence_no")
 
 
-@router.post("", status_code=201, response_model=CompanyOut)
+@router.post("", status_code=201, response_model=CompanyOut, responses=LICENCE_TAKEN)
 async def create_company(
     principal: Annotated[Principal, Depends(Allow("companies:write"))],
     body: CompanyCreate,
@@ -47,7 +49,7 @@ async def get_company(
     return await service.get_company(session, principal, company_id)
 
 
-@router.patch("/{company_id}", response_model=CompanyOut)
+@router.patch("/{company_id}", response_model=CompanyOut, responses=LICENCE_TAKEN)
 async def update_company(
     principal: Annotated[Principal, Depends(Allow("companies:write"))],
     company_id: str,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.dispatch import roster
@@ -22,9 +23,10 @@ from app.registry.schemas import GuardCreate, GuardOut, GuardStatus, GuardTokenO
 from app.schemas import LocationOut, Page, Skill, UtcDateTime
 
 router = APIRouter(prefix="/guards", tags=["registry"])
+BADGE_TAKEN = conflict("`already_exists`: another guard has this badge_no")
 
 
-@router.post("", status_code=201, response_model=GuardOut)
+@router.post("", status_code=201, response_model=GuardOut, responses=BADGE_TAKEN)
 async def create_guard(
     principal: Annotated[Principal, Depends(Allow("guards:write"))],
     body: GuardCreate,
@@ -128,7 +130,7 @@ async def get_guard(
     return await service.get_guard(session, principal, guard_id)
 
 
-@router.patch("/{guard_id}", response_model=GuardOut)
+@router.patch("/{guard_id}", response_model=GuardOut, responses=BADGE_TAKEN)
 async def update_guard(
     principal: Annotated[Principal, Depends(Allow("guards:write"))],
     guard_id: str,

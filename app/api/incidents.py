@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import Response as RawResponse
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.dispatch import intake, operator
@@ -30,9 +31,19 @@ from app.incidents.schemas import (
 )
 from app.integrations import cap, eido
 from app.integrations.versions import versions
-from app.schemas import Page
+from app.schemas import Instant, Page
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+REUSED = conflict(
+    "`idempotency_key_reused`, `external_ref_reused`: the key or reference names an incident "
+    "with a different body"
+)
+ENDED = conflict("`invalid_transition`: not allowed in the incident's status (in details)")
+ASSIGN = conflict(
+    "`invalid_transition`: the incident has ended; `guard_not_dispatchable`, `guard_busy`, "
+    "`already_assigned`: the guard cannot take it"
+)
+OFFER_CLOSED = conflict("`offer_closed`: the offer was answered, expired or withdrawn")
 SENDER_NAME = "Police–guard linkage dispatch"
 
 IdempotencyKey = Annotated[
@@ -41,7 +52,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=201, response_model=IncidentOut)
+@router.post("", status_code=201, response_model=IncidentOut, responses=REUSED)
 async def create_incident(
     principal: Annotated[Principal, Depends(Allow("incidents:write"))],
     body: IncidentCreate,
@@ -117,8 +128,8 @@ async def list_incidents(
     ] = None,
     near: Annotated[str | None, Query(description="lat,lon")] = None,
     radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> object:
@@ -195,7 +206,7 @@ async def list_incident_events(
     return {"items": [event_json(e) for e in events], "next_cursor": next_cursor}
 
 
-@router.post("/{incident_id}/cancel", response_model=IncidentOut)
+@router.post("/{incident_id}/cancel", response_model=IncidentOut, responses=ENDED)
 async def cancel_incident(
     principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
@@ -207,7 +218,7 @@ async def cancel_incident(
     return await operator.apply_action(session, ctx, principal, incident_id, "cancel", note)
 
 
-@router.post("/{incident_id}/resolve", response_model=IncidentOut)
+@router.post("/{incident_id}/resolve", response_model=IncidentOut, responses=ENDED)
 async def resolve_incident(
     principal: Annotated[Principal, Depends(Allow("incidents:operate", "police:act"))],
     incident_id: str,
@@ -219,7 +230,7 @@ async def resolve_incident(
     return await operator.apply_action(session, ctx, principal, incident_id, "resolve", note)
 
 
-@router.post("/{incident_id}/close", response_model=IncidentOut)
+@router.post("/{incident_id}/close", response_model=IncidentOut, responses=ENDED)
 async def close_incident(
     principal: Annotated[Principal, Depends(Allow("incidents:operate", "police:act"))],
     incident_id: str,
@@ -231,7 +242,9 @@ async def close_incident(
     return await operator.apply_action(session, ctx, principal, incident_id, "close", note)
 
 
-@router.post("/{incident_id}/assign", status_code=201, response_model=AssignmentOut)
+@router.post(
+    "/{incident_id}/assign", status_code=201, response_model=AssignmentOut, responses=ASSIGN
+)
 async def assign_guard(
     principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
@@ -243,7 +256,9 @@ async def assign_guard(
     return await operator.assign(session, ctx, principal, incident_id, body.guard_id, body.note)
 
 
-@router.post("/{incident_id}/offers/{offer_id}/withdraw", response_model=OfferOut)
+@router.post(
+    "/{incident_id}/offers/{offer_id}/withdraw", response_model=OfferOut, responses=OFFER_CLOSED
+)
 async def withdraw_offer(
     principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,

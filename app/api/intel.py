@@ -7,6 +7,7 @@ from typing import Annotated, get_args
 from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.errors import Unprocessable
@@ -15,6 +16,7 @@ from app.intel.schemas import IntelOut, IntelState, TriageRequest
 from app.schemas import Page
 
 router = APIRouter(prefix="/intel", tags=["intel"])
+TRIAGED = conflict("`invalid_transition`: the report was triaged already")
 
 READ = Allow("police:act", "incidents:read")
 
@@ -61,7 +63,7 @@ async def get_intel(
     return await service.get_intel(session, principal, intel_id)
 
 
-@router.post("/{intel_id}/triage", response_model=IntelOut)
+@router.post("/{intel_id}/triage", response_model=IntelOut, responses=TRIAGED)
 async def triage_intel(
     principal: Annotated[Principal, Depends(Allow("police:act"))],
     intel_id: str,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import Allow, CtxDep, SessionDep
+from app.api.openapi import conflict
 from app.auth.principal import Principal
 from app.dispatch import operator, police
 from app.incidents.schemas import (
@@ -18,9 +19,19 @@ from app.incidents.schemas import (
 )
 
 router = APIRouter(prefix="/incidents", tags=["police"])
+ESCALATE = conflict(
+    "`invalid_transition`: the incident has ended; `no_station`: no police station to send to"
+)
+POLICE_STEP = conflict(
+    "`not_escalated`: not escalated to this station; "
+    "`invalid_transition`: the escalation is past this step"
+)
+INSTRUCT = conflict(
+    "`tier_not_allowed`: the incident does not allow the tier; `no_guards`: no guard to instruct"
+)
 
 
-@router.post("/{incident_id}/escalate", response_model=EscalationOut)
+@router.post("/{incident_id}/escalate", response_model=EscalationOut, responses=ESCALATE)
 async def escalate(
     principal: Annotated[Principal, Depends(Allow("incidents:operate"))],
     incident_id: str,
@@ -54,7 +65,7 @@ async def _step(
     )
 
 
-@router.post("/{incident_id}/police/ack", response_model=EscalationOut)
+@router.post("/{incident_id}/police/ack", response_model=EscalationOut, responses=POLICE_STEP)
 async def police_ack(
     principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
@@ -66,7 +77,7 @@ async def police_ack(
     return await _step("ack", principal, incident_id, body, session, ctx)
 
 
-@router.post("/{incident_id}/police/arrived", response_model=EscalationOut)
+@router.post("/{incident_id}/police/arrived", response_model=EscalationOut, responses=POLICE_STEP)
 async def police_arrived(
     principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
@@ -77,7 +88,7 @@ async def police_arrived(
     return await _step("arrived", principal, incident_id, body, session, ctx)
 
 
-@router.post("/{incident_id}/police/handover", response_model=EscalationOut)
+@router.post("/{incident_id}/police/handover", response_model=EscalationOut, responses=POLICE_STEP)
 async def police_handover(
     principal: Annotated[Principal, Depends(Allow("police:act"))],
     incident_id: str,
@@ -89,7 +100,12 @@ async def police_handover(
     return await _step("handover", principal, incident_id, body, session, ctx)
 
 
-@router.post("/{incident_id}/instructions", status_code=201, response_model=InstructionOut)
+@router.post(
+    "/{incident_id}/instructions",
+    status_code=201,
+    response_model=InstructionOut,
+    responses=INSTRUCT,
+)
 async def send_instruction(
     principal: Annotated[Principal, Depends(Allow("police:act", "incidents:operate"))],
     incident_id: str,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.models import PoliceStation
@@ -15,9 +16,10 @@ from app.registry.schemas import StationCreate, StationOut, StationUpdate
 from app.schemas import Page
 
 router = APIRouter(prefix="/stations", tags=["registry"])
+NAME_TAKEN = conflict("`already_exists`: another station has this name")
 
 
-@router.post("", status_code=201, response_model=StationOut)
+@router.post("", status_code=201, response_model=StationOut, responses=NAME_TAKEN)
 async def create_station(
     principal: Annotated[Principal, Depends(Allow("stations:write"))],
     body: StationCreate,
@@ -47,7 +49,7 @@ async def get_station(
     return await service.get_or_404(session, PoliceStation, station_id, "station")
 
 
-@router.patch("/{station_id}", response_model=StationOut)
+@router.patch("/{station_id}", response_model=StationOut, responses=NAME_TAKEN)
 async def update_station(
     principal: Annotated[Principal, Depends(Allow("stations:write"))],
     station_id: str,

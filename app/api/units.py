@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.models import PoliceUnit
@@ -15,9 +16,10 @@ from app.registry.schemas import UnitCreate, UnitKind, UnitOut, UnitStatus, Unit
 from app.schemas import Page
 
 router = APIRouter(prefix="/units", tags=["registry"])
+CALL_SIGN_TAKEN = conflict("`already_exists`: another unit has this call_sign")
 
 
-@router.post("", status_code=201, response_model=UnitOut)
+@router.post("", status_code=201, response_model=UnitOut, responses=CALL_SIGN_TAKEN)
 async def create_unit(
     principal: Annotated[Principal, Depends(Allow("units:write"))],
     body: UnitCreate,
@@ -52,7 +54,7 @@ async def get_unit(
     return await service.get_or_404(session, PoliceUnit, unit_id, "unit")
 
 
-@router.patch("/{unit_id}", response_model=UnitOut)
+@router.patch("/{unit_id}", response_model=UnitOut, responses=CALL_SIGN_TAKEN)
 async def update_unit(
     principal: Annotated[Principal, Depends(Allow("units:write"))],
     unit_id: str,

@@ -8,12 +8,17 @@ from fastapi import APIRouter, Depends
 from pydantic import Field, StringConstraints
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.integrations import webhooks
 from app.schemas import Input, ObjectId, Output, Page, UtcDateTime
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+NOT_NOW = conflict(
+    "`webhook_disabled`: its subscription is deleted; "
+    "`delivery_in_flight`: it is being sent right now"
+)
 
 
 class SubscriptionCreate(Input):
@@ -143,7 +148,7 @@ async def list_deliveries(
     }
 
 
-@router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut)
+@router.post("/deliveries/{delivery_id}/replay", response_model=DeliveryOut, responses=NOT_NOW)
 async def replay_delivery(
     principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
     delivery_id: str,

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, computed_field
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, computed_field
 
 from app.dispatch import tiers
 from app.dispatch.tiers import Tier
-from app.schemas import Input, Location, LocationOut, Name, Note, Output, Phone, UtcDateTime
+from app.schemas import (
+    Input,
+    Location,
+    LocationOut,
+    Name,
+    Note,
+    Output,
+    Phone,
+    UtcDateTime,
+    whole_number,
+)
 
 Category = Literal[
     "assault",
@@ -25,7 +35,7 @@ Category = Literal[
 ]
 Source = Literal["console", "police", "guard", "alarm"]
 Status = Literal["new", "dispatching", "assigned", "on_scene", "resolved", "closed", "cancelled"]
-Priority = Annotated[int, Field(ge=1, le=4, strict=True)]
+Priority = Annotated[int, Field(ge=1, le=4, strict=True), BeforeValidator(whole_number)]
 Description = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
 ]
@@ -51,7 +61,9 @@ class IncidentCreate(Input):
     description: Description
     source: Source | None = None
     external_ref: ExternalRef | None = None
-    required_guards: Annotated[int, Field(ge=1, le=20, strict=True)] | None = None
+    required_guards: (
+        Annotated[int, Field(ge=1, le=20, strict=True), BeforeValidator(whole_number)] | None
+    ) = None
     reporter: Reporter | Name | None = None  # a name alone, or {name, phone}
     # A drill: dispatched end to end, and marked as one in everything it sends.
     exercise: Annotated[bool, Field(strict=True)] = False

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from app.schemas import (
     Code,
+    Day,
     Input,
     Location,
     LocationOut,
@@ -36,14 +37,14 @@ def _unique(skills: list[str] | None) -> list[str] | None:
 class CompanyCreate(Input):
     name: Name
     licence_no: Code
-    licence_expires_on: dt.date
+    licence_expires_on: Day
     status: CompanyStatus = "active"
 
 
 class CompanyUpdate(Input):
     name: Name | None = None
     licence_no: Code | None = None
-    licence_expires_on: dt.date | None = None
+    licence_expires_on: Day | None = None
     status: CompanyStatus | None = None
 
 
@@ -63,7 +64,7 @@ class GuardCreate(Input):
     badge_no: Code
     phone: Phone | None = None
     skills: Skills = []
-    certificate_expires_on: dt.date
+    certificate_expires_on: Day
     status: GuardStatus = "active"
 
     _skills = field_validator("skills")(_unique)
@@ -74,7 +75,7 @@ class GuardUpdate(Input):
     badge_no: Code | None = None
     phone: Phone | None = None
     skills: Skills | None = None
-    certificate_expires_on: dt.date | None = None
+    certificate_expires_on: Day | None = None
     status: GuardStatus | None = None
 
     _skills = field_validator("skills")(_unique)
