@@ -346,6 +346,7 @@ async def test_bad_alarm_input_is_422_naming_the_field_and_stores_nothing(
         ({"occurred_at": "yesterday"}, "occurred_at"),
         ({"occurred_at": "2026-11-26T10:00:00"}, "occurred_at"),  # no timezone
         ({"occurred_at": future}, "occurred_at"),
+        ({"occurred_at": 1795600000}, "occurred_at"),  # a number is not a date-time
         ({"account": ""}, "account"),
         ({"priority": 1}, "priority"),
     ]:
@@ -356,6 +357,8 @@ async def test_bad_alarm_input_is_422_naming_the_field_and_stores_nothing(
         "/api/v1/alarms", params={"account": account["account"]}, role="operator"
     )
     assert after.json()["items"] == before.json()["items"] == []
+    listed = await harness.get("/api/v1/alarms", params={"since": "0.5"}, role="operator")
+    assert_error(listed, 422, "validation_error")
 
 
 @pytest.mark.usefixtures("backend")

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
 from app.alarms.priority import Verification
 from app.incidents.schemas import IncidentOut
-from app.schemas import Input, Location, LocationOut, Name, Note, Output, Phone, UtcDateTime
+from app.schemas import (
+    Input,
+    Instant,
+    Location,
+    LocationOut,
+    Name,
+    Note,
+    Output,
+    Phone,
+    UtcDateTime,
+)
 
 AccountStatus = Literal["active", "suspended"]
 Outcome = Literal["accepted", "rejected"]
@@ -76,7 +85,7 @@ class AlarmCreate(Input):
     account: AccountNumber
     zone: Zone | None = None
     event_code: EventCode
-    occurred_at: dt.datetime
+    occurred_at: Instant
     verification: Verification
     description: AlarmText | None = None
 

@@ -23,11 +23,12 @@ from app.alarms.schemas import (
     Reason,
 )
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.errors import Unprocessable, error_body
 from app.incidents.schemas import IncidentOut
-from app.schemas import Page
+from app.schemas import Instant, Page
 
 router = APIRouter(tags=["alarms"])
 
@@ -45,7 +46,12 @@ REJECTIONS: dict[int | str, dict[str, Any]] = {
 # Alarm accounts -------------------------------------------------------------------------
 
 
-@router.post("/alarm-accounts", status_code=201, response_model=AlarmAccountOut)
+@router.post(
+    "/alarm-accounts",
+    status_code=201,
+    response_model=AlarmAccountOut,
+    responses=conflict("`already_exists`: the company already has an account with this number"),
+)
 async def create_alarm_account(
     principal: Annotated[Principal, Depends(MANAGE)],
     body: AlarmAccountCreate,
@@ -158,7 +164,7 @@ async def list_alarms(
     outcome: Outcome | None = None,
     reason: Reason | None = None,
     station_id: Annotated[str | None, SHORT_ID] = None,
-    since: dt.datetime | None = None,
+    since: Instant | None = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> object:
@@ -187,7 +193,11 @@ async def get_alarm(
     return await queries.get(session, principal, alarm_id)
 
 
-@router.post("/alarms/{alarm_id}/cancel", response_model=AlarmOut)
+@router.post(
+    "/alarms/{alarm_id}/cancel",
+    response_model=AlarmOut,
+    responses=conflict("`invalid_transition`: the alarm was rejected or its incident has ended"),
+)
 async def cancel_alarm(
     principal: Annotated[Principal, Depends(Allow("alarms:write", "incidents:operate"))],
     alarm_id: str,
