@@ -33,6 +33,8 @@ from app.api import (
     webhooks,
 )
 from app.api.errors import install_error_handlers
+from app.api.headers import SecurityHeaders
+from app.api.limits import BodyLimit
 from app.api.openapi import install_openapi
 from app.audit.log import AuditLog
 from app.auth.cache import PrincipalCache
@@ -202,6 +204,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Outermost last: headers on every answer (the 413 too), then request id and metrics,
+    # CORS, and the body cap in front of parsing and authentication.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -210,6 +215,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(guard_ws.GuardSocketRoute)  # last added: the outermost of ours
 
     api = APIRouter(prefix="/api/v1")

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs); the client is
     # the right-most address in it that is not one of them. Empty: the peer is the client.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Request bodies over this are refused (413) before they are parsed or authenticated.
+    max_body_bytes: int = Field(65_536, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = []
     ws_allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
@@ -93,6 +95,8 @@ class Settings(BaseSettings):
     # Command-centre stream and webhooks.
     stream_heartbeat_s: float = Field(15, gt=0)
     stream_queue_size: int = Field(1000, ge=8)
+    # Open /ws/events sockets one user, API key or device token may hold; more close 4013.
+    streams_per_credential: int = Field(5, ge=1)
     positions_feed_interval_s: float = Field(1.0, gt=0)  # /ws/positions: one update per tick
     webhook_timeout_s: float = Field(10, gt=0)
     webhook_concurrency_per_endpoint: int = Field(4, ge=1)

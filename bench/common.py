@@ -298,7 +298,10 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 async def metrics(client: httpx.AsyncClient) -> dict[str, float]:
-    return parse_metrics((await client.get("/metrics")).text)
+    """The server's counters; `client` holds a credential with metrics:read."""
+    response = await client.get("/metrics")
+    response.raise_for_status()
+    return parse_metrics(response.text)
 
 
 async def expect_message(conn: Connection, kind: str, timeout_s: float) -> Any:

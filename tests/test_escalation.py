@@ -351,17 +351,18 @@ async def test_police_api_refuses_wrong_station_state_and_input(
     )
     await phone.close()
     incident = await harness.make_incident(area, category="robbery", priority=1)
+    # Another station's incident does not exist for this key.
     assert_error(
         await harness.client.post(
             f"/api/v1/incidents/{incident['id']}/police/ack", headers=foreign
         ),
-        403,
-        "forbidden",
+        404,
+        "not_found",
     )
     assert_error(
         await harness.client.get(f"/api/v1/incidents/{incident['id']}", headers=foreign),
-        403,
-        "forbidden",
+        404,
+        "not_found",
     )
     assert_error(
         await harness.client.post(

@@ -33,9 +33,10 @@ async def test_readyz_is_503_on_an_unmigrated_database(tmp_path: Path) -> None:
     assert body["checks"]["migrations"].startswith("at None")
 
 
-async def test_metrics_expose_http_counters(harness: Harness) -> None:
+async def test_metrics_expose_http_counters_to_a_scraper_key(harness: Harness) -> None:
     await harness.client.get("/healthz")
-    response = await harness.client.get("/metrics")
+    scraper = await harness.api_key(["metrics:read"])
+    response = await harness.client.get("/metrics", headers={"Authorization": f"Bearer {scraper}"})
     assert response.status_code == 200
     assert (
         'dispatch_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text

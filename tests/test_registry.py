@@ -166,17 +166,19 @@ async def test_company_manager_sees_and_edits_only_own_guards(harness: Harness) 
     listed = listed_response.json()["items"]
     assert {g["company_id"] for g in listed} == {mine["id"]}
     assert own_guard["id"] in {g["id"] for g in listed}
+    # Another company's guard does not exist for this manager (tests/test_authorization.py
+    # checks that for every route).
     assert_error(
         await harness.client.get(f"/api/v1/guards/{other_guard['id']}", headers=headers),
-        403,
-        "forbidden",
+        404,
+        "not_found",
     )
     assert_error(
         await harness.client.patch(
             f"/api/v1/guards/{other_guard['id']}", json={"name": "x"}, headers=headers
         ),
-        403,
-        "forbidden",
+        404,
+        "not_found",
     )
     assert_error(
         await harness.client.get(
@@ -191,15 +193,18 @@ async def test_company_manager_sees_and_edits_only_own_guards(harness: Harness) 
         "badge_no": "B-x",
         "certificate_expires_on": "2030-01-01",
     }
-    assert_error(
-        await harness.client.post("/api/v1/guards", json=steal, headers=headers), 403, "forbidden"
+    refused = assert_error(
+        await harness.client.post("/api/v1/guards", json=steal, headers=headers),
+        422,
+        "validation_error",
     )
+    assert refused["message"] == f"company_id: no such company '{theirs['id']}'"
     token = await harness.client.post(f"/api/v1/guards/{own_guard['id']}/tokens", headers=headers)
     assert token.status_code == 201 and token.json()["token"].startswith("gdt_")
     assert_error(
         await harness.client.post(f"/api/v1/guards/{other_guard['id']}/tokens", headers=headers),
-        403,
-        "forbidden",
+        404,
+        "not_found",
     )
     companies = (await harness.client.get("/api/v1/companies", headers=headers)).json()["items"]
     assert [c["id"] for c in companies] == [mine["id"]]

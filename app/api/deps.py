@@ -62,7 +62,7 @@ class Allow:
     """A route's access rule: the caller must hold one of `permissions`.
 
     Used as `principal: Annotated[Principal, Depends(Allow("incidents:read"))]`.
-    Every route but health, metrics and the token endpoint declares one; the auth matrix
+    Every route but /healthz, /readyz and the token endpoint declares one; the auth matrix
     test finds it on the route and fails for a route that has none.
     """
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.headers import API_POLICY, security_headers
 from app.audit.log import refused
 from app.db import is_unavailable
 from app.errors import AppError, error_body
@@ -98,10 +99,14 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         exc_info=exc,
         extra={"request_id": request_id},
     )
+    # Starlette answers a 500 outside every middleware: its headers are set here.
+    headers = {**security_headers(request.scope), "Content-Security-Policy": API_POLICY}
+    if request_id:
+        headers["X-Request-ID"] = request_id
     return JSONResponse(
         error_body("internal_error", "internal error", {"request_id": request_id}),
         status_code=500,
-        headers={"X-Request-ID": request_id} if request_id else None,
+        headers=headers,
     )
 
 

@@ -1,16 +1,18 @@
-"""/healthz (the process is up), /readyz (database reachable, schema at head), /metrics."""
+"""/healthz (the process is up), /readyz (database reachable, schema at head), /metrics
+(Prometheus, for a credential with `metrics:read`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.api.deps import CtxDep
+from app.api.deps import Allow, CtxDep
+from app.auth.principal import Principal
 from app.migrate import head_revision
 
 router = APIRouter(tags=["health"])
@@ -55,5 +57,8 @@ async def readyz(ctx: CtxDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(ctx: CtxDep) -> Response:
+async def metrics(
+    principal: Annotated[Principal, Depends(Allow("metrics:read"))], ctx: CtxDep
+) -> Response:
+    """Prometheus text; the scraper sends `Authorization: Bearer <key with metrics:read>`."""
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -17,6 +17,7 @@ from app.incidents.schemas import (
     InstructionOut,
     PoliceAction,
 )
+from app.incidents.service import check_police_access
 
 router = APIRouter(prefix="/incidents", tags=["police"])
 ESCALATE = conflict(
@@ -53,6 +54,7 @@ async def _step(
     ctx: CtxDep,
 ) -> object:
     body = body or PoliceAction()
+    await check_police_access(session, principal, incident_id)
     return await police.step(
         session,
         ctx,
@@ -117,6 +119,7 @@ async def send_instruction(
 
     An optional `tier` names the risk tier it asks for; a tier the incident does not allow
     answers 409 `tier_not_allowed` and nothing is sent."""
+    await check_police_access(session, principal, incident_id)
     guards = await police.instruct(
         session, ctx, principal, incident_id, body.text, body.guard_id, body.tier
     )

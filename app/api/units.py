@@ -19,6 +19,14 @@ router = APIRouter(prefix="/units", tags=["registry"])
 CALL_SIGN_TAKEN = conflict("`already_exists`: another unit has this call_sign")
 
 
+def as_seen_by(principal: Principal, unit: PoliceUnit) -> object:
+    """Where police units are is for the police and dispatch side: a company manager sees
+    the unit (call sign, station, status), never its position."""
+    if principal.role != "company_manager":
+        return unit
+    return UnitOut.model_validate(unit).model_copy(update={"location": None, "located_at": None})
+
+
 @router.post("", status_code=201, response_model=UnitOut, responses=CALL_SIGN_TAKEN)
 async def create_unit(
     principal: Annotated[Principal, Depends(Allow("units:write"))],
@@ -42,7 +50,7 @@ async def list_units(
     items, next_cursor = await service.list_units(
         session, station_id=station_id, status=status, kind=kind, cursor=cursor, limit=limit
     )
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": [as_seen_by(principal, u) for u in items], "next_cursor": next_cursor}
 
 
 @router.get("/{unit_id}", response_model=UnitOut)
@@ -51,7 +59,7 @@ async def get_unit(
     unit_id: str,
     session: ReadSessionDep,
 ) -> object:
-    return await service.get_or_404(session, PoliceUnit, unit_id, "unit")
+    return as_seen_by(principal, await service.get_or_404(session, PoliceUnit, unit_id, "unit"))
 
 
 @router.patch("/{unit_id}", response_model=UnitOut, responses=CALL_SIGN_TAKEN)

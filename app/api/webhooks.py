@@ -11,6 +11,7 @@ from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
 from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
+from app.errors import NotFound
 from app.integrations import webhooks
 from app.schemas import Input, ObjectId, Output, Page, UtcDateTime
 
@@ -156,4 +157,9 @@ async def replay_delivery(
     ctx: CtxDep,
 ) -> object:
     """Send a delivery again now, with the same webhook-id."""
-    return _delivery(await webhooks.replay(session, ctx, principal, delivery_id))
+    try:
+        return _delivery(await webhooks.replay(session, ctx, principal, delivery_id))
+    except NotFound:
+        # Missing, or its subscription is another station's: the same answer, naming only
+        # what the path names.
+        raise NotFound(f"delivery '{delivery_id}' not found") from None

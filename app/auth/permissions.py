@@ -25,6 +25,7 @@ PERMISSIONS = frozenset(
         "users:manage",
         "audit:read",  # the security audit log (GET /audit)
         "guards:track",  # a guard's location history (GET /guards/{id}/track; audited)
+        "metrics:read",  # /metrics (a Prometheus scraper's key)
         "alarms:write",  # an alarm receiver: POST /alarms, cancel the alarms it sent
         "alarms:read",  # alarm accounts (sites, keyholder contacts) and every alarm received
         "alarm_accounts:write",  # add, change, suspend alarm accounts
@@ -91,6 +92,7 @@ INTEGRATION_SCOPES = frozenset(
         "police:act",
         "webhooks:manage",
         "events:read",
+        "metrics:read",
         "alarms:write",
         "alarms:read",
     }

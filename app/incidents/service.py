@@ -15,13 +15,26 @@ from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.dispatch.policy import policy_for
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.geo.sql import within_radius
 from app.ids import new_id
 from app.incidents.schemas import IncidentCreate, IncidentOut
 from app.models import Assignment, Escalation, Event, Incident, Offer
 
-_DEFAULT_SOURCE = {"user": "console", "api_key": "police", "guard": "guard"}
+# The channel each kind of credential reports through. `source` follows the caller: a CAD
+# key cannot file a report as a guard on scene or as the console. `alarm` is for alarm
+# intake, which sets it itself; no credential may claim it.
+CHANNEL = {"user": "console", "system": "console", "api_key": "police", "guard": "guard"}
+
+
+def source_for(principal: Principal, claimed: str | None) -> str:
+    """The caller's channel; 422 naming `source` when the body claims another."""
+    source = CHANNEL[principal.kind]
+    if claimed is not None and claimed != source:
+        raise Unprocessable(
+            "source", f"must be '{source}' for this credential (it follows the caller) or left out"
+        )
+    return source
 
 
 def _reporter(body: IncidentCreate) -> dict[str, Any] | None:
@@ -54,7 +67,7 @@ async def create_incident(
     The database settles duplicates: the insert skips on either unique key, and the loser
     of a race reads the winner's row.
     """
-    source = body.source or _DEFAULT_SOURCE[principal.kind]
+    source = source_for(principal, body.source)
     caller = principal.actor[:64]
     scope = caller if idempotency_key else None
     request_hash = _request_hash(body, source)
@@ -173,18 +186,44 @@ def _replay(incident: Incident, idempotency_key: str | None, request_hash: str) 
     )
 
 
-def check_station_access(principal: Principal, incident: Incident) -> None:
-    """Station-scoped callers see and act on their own station's incidents only."""
-    if principal.station_id is not None and incident.station_id != principal.station_id:
-        raise Forbidden(f"incident '{incident.id}' belongs to another station")
+def _not_found(incident_id: str) -> NotFound:
+    return NotFound(f"incident '{incident_id}' not found")
+
+
+def _visible(principal: Principal, incident: Incident) -> bool:
+    """Station-scoped callers see and act on their own station's incidents only; to them
+    another station's incident answers 404 exactly as a missing one."""
+    return principal.station_id in (None, incident.station_id)
 
 
 async def get_incident(session: AsyncSession, principal: Principal, incident_id: str) -> Incident:
     incident = await session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"incident '{incident_id}' not found")
-    check_station_access(principal, incident)
+    if incident is None or not _visible(principal, incident):
+        raise _not_found(incident_id)
     return incident
+
+
+async def check_police_access(
+    session: AsyncSession, principal: Principal, incident_id: str
+) -> None:
+    """The police side of a station-scoped caller reaches its station's incidents and those
+    escalated to it; any other answers 404 exactly as a missing one."""
+    if principal.station_id is None:
+        return
+    # Columns, not the entity: the action that follows locks the row and loads it then.
+    found = await session.execute(select(Incident.station_id).where(Incident.id == incident_id))
+    row = found.first()
+    if row is None:
+        raise _not_found(incident_id)
+    if row.station_id == principal.station_id:
+        return
+    escalated = await session.scalar(
+        select(Escalation.id).where(
+            Escalation.incident_id == incident_id, Escalation.station_id == principal.station_id
+        )
+    )
+    if escalated is None:
+        raise _not_found(incident_id)
 
 
 async def lock_incident(session: AsyncSession, principal: Principal, incident_id: str) -> Incident:
@@ -192,9 +231,8 @@ async def lock_incident(session: AsyncSession, principal: Principal, incident_id
     incident = await session.scalar(
         select(Incident).where(Incident.id == incident_id).with_for_update()
     )
-    if incident is None:
-        raise NotFound(f"incident '{incident_id}' not found")
-    check_station_access(principal, incident)
+    if incident is None or not _visible(principal, incident):
+        raise _not_found(incident_id)
     return incident
 
 

@@ -2,7 +2,8 @@
 
 Subscribe first, then backfill from the log after `?after=<event id>`, then live, with
 duplicates dropped by id: a reconnect with the last id seen has no gap and no repeat.
-A client that reads too slowly is closed with 4008 and can resume the same way.
+A client that reads too slowly is closed with 4008 and can resume the same way. One
+credential holds at most `DISPATCH_STREAMS_PER_CREDENTIAL` streams; the next is closed 4013.
 """
 
 from __future__ import annotations
@@ -55,11 +56,19 @@ async def event_stream(ws: WebSocket) -> None:
             await ws.close(CloseCode.FORBIDDEN, f"scoped to station {principal.station_id}")
             return
         station_id = principal.station_id
-    await _serve(ctx, ws, station_id, after)
+    cap = ctx.settings.streams_per_credential
+    if ctx.hub.streams_of(principal.actor) >= cap:
+        # Counted and taken with no await between: two sockets opening at once cannot
+        # both get the last seat.
+        await ws.close(CloseCode.TOO_MANY_STREAMS, f"this credential holds {cap} streams")
+        return
+    await _serve(ctx, ws, station_id, after, principal.actor)
 
 
-async def _serve(ctx: AppContext, ws: WebSocket, station_id: str | None, after: int | None) -> None:
-    subscription = ctx.hub.subscribe_events(station_id, ctx.settings.stream_queue_size)
+async def _serve(
+    ctx: AppContext, ws: WebSocket, station_id: str | None, after: int | None, holder: str
+) -> None:
+    subscription = ctx.hub.subscribe_events(station_id, ctx.settings.stream_queue_size, holder)
     ctx.metrics.stream_connections.inc()
     reader = asyncio.create_task(_drain_client(ws))
     overflow = asyncio.create_task(subscription.overflowed.wait())

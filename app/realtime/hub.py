@@ -31,6 +31,7 @@ class EventSubscription:
 
     station_id: str | None
     queue: asyncio.Queue[dict[str, Any]]
+    holder: str | None = None  # the credential it was opened with (Principal.actor)
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -80,10 +81,16 @@ class Hub:
 
     # Event stream subscribers.
 
-    def subscribe_events(self, station_id: str | None, maxsize: int) -> EventSubscription:
-        subscription = EventSubscription(station_id, asyncio.Queue(maxsize=maxsize))
+    def subscribe_events(
+        self, station_id: str | None, maxsize: int, holder: str | None = None
+    ) -> EventSubscription:
+        subscription = EventSubscription(station_id, asyncio.Queue(maxsize=maxsize), holder)
         self._subscriptions.add(subscription)
         return subscription
+
+    def streams_of(self, holder: str) -> int:
+        """How many stream subscriptions this credential holds open."""
+        return sum(1 for subscription in self._subscriptions if subscription.holder == holder)
 
     @property
     def event_subscribers(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, text
@@ -26,16 +26,29 @@ from app.registry import schemas
 M = TypeVar("M", bound=Base)
 
 
-async def get_or_404(session: AsyncSession, model: type[M], object_id: str, kind: str) -> M:
+async def get_or_404(
+    session: AsyncSession,
+    model: type[M],
+    object_id: str,
+    kind: str,
+    visible: Callable[[M], bool] | None = None,
+) -> M:
+    """The row; 404 when there is none or the caller may not know of it (the same answer)."""
     found = await session.get(model, object_id)
-    if found is None:
+    if found is None or (visible is not None and not visible(found)):
         raise NotFound(f"{kind} '{object_id}' not found")
     return found
 
 
-async def _reference(session: AsyncSession, model: type[M], object_id: str, field: str) -> M:
+async def _reference(
+    session: AsyncSession,
+    model: type[M],
+    object_id: str,
+    field: str,
+    visible: Callable[[M], bool] | None = None,
+) -> M:
     found = await session.get(model, object_id)
-    if found is None:
+    if found is None or (visible is not None and not visible(found)):
         raise Unprocessable(field, f"no such {field.removesuffix('_id')} '{object_id}'")
     return found
 
@@ -56,10 +69,11 @@ def _patch(target: Any, changes: dict[str, Any], required: set[str]) -> dict[str
     return changes
 
 
-def _check_company(principal: Principal, company_id: str) -> None:
-    """Company managers act only on their own company."""
-    if principal.role == "company_manager" and principal.company_id != company_id:
-        raise Forbidden("company managers may act only on their own company")
+def _own_company(principal: Principal, company_id: str) -> bool:
+    """Company managers see and act on their own company only. To them another company's
+    companies and guards do not exist: 404 (422 as a reference) exactly as a missing one,
+    so a manager cannot learn which ids are taken elsewhere."""
+    return principal.role != "company_manager" or principal.company_id == company_id
 
 
 def _check_station(principal: Principal, station_id: str | None) -> None:
@@ -102,9 +116,9 @@ async def list_companies(
 async def get_company(
     session: AsyncSession, principal: Principal, company_id: str
 ) -> SecurityCompany:
-    company = await get_or_404(session, SecurityCompany, company_id, "company")
-    _check_company(principal, company.id)
-    return company
+    return await get_or_404(
+        session, SecurityCompany, company_id, "company", lambda c: _own_company(principal, c.id)
+    )
 
 
 async def update_company(
@@ -138,8 +152,13 @@ async def update_company(
 async def create_guard(
     session: AsyncSession, ctx: AppContext, principal: Principal, body: schemas.GuardCreate
 ) -> Guard:
-    _check_company(principal, body.company_id)
-    await _reference(session, SecurityCompany, body.company_id, "company_id")
+    await _reference(
+        session,
+        SecurityCompany,
+        body.company_id,
+        "company_id",
+        lambda c: _own_company(principal, c.id),
+    )
     now = ctx.clock.now()
     guard = Guard(id=new_id("grd"), created_at=now, updated_at=now, **body.model_dump())
     session.add(guard)
@@ -166,8 +185,8 @@ async def list_guards(
 ) -> tuple[list[Guard], str | None]:
     stmt: Select[Any] = select(Guard)
     if principal.role == "company_manager":
-        if company_id is not None:
-            _check_company(principal, company_id)
+        if company_id is not None and not _own_company(principal, company_id):
+            raise Forbidden("company managers may list their own company's guards only")
         company_id = principal.company_id
     if company_id:
         stmt = stmt.where(Guard.company_id == company_id)
@@ -189,9 +208,9 @@ def _has_skill(session: AsyncSession, skill: str) -> Any:
 
 
 async def get_guard(session: AsyncSession, principal: Principal, guard_id: str) -> Guard:
-    guard = await get_or_404(session, Guard, guard_id, "guard")
-    _check_company(principal, guard.company_id)
-    return guard
+    return await get_or_404(
+        session, Guard, guard_id, "guard", lambda g: _own_company(principal, g.company_id)
+    )
 
 
 async def update_guard(
