@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property, lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth import keyfile
 from app.dispatch.policy import PolicyOverrides
+from app.integrations.egress import parse_networks
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dispatch.db"
 
@@ -101,7 +103,11 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10, gt=0)
     webhook_concurrency_per_endpoint: int = Field(4, ge=1)
     webhook_batch: int = Field(100, ge=1)
-    allow_private_webhook_targets: bool = True
+    # Networks webhooks may reach although they are loopback, private, link-local…
+    # (comma-separated CIDRs; police CAD systems often live on private networks).
+    webhook_allow_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+    # Replaced by webhook_allow_networks; still read only to refuse it, with a message.
+    allow_private_webhook_targets: bool | None = Field(None, exclude=True, repr=False)
     cap_sender: str = "dispatch@guard-dispatch.local"
 
     # Alarm intake: alarms that occurred longer ago are rejected `too_old`; an alarm with
@@ -147,6 +153,27 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r} (an IANA name like Asia/Shanghai)"
             ) from exc
         return value
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            try:
+                return parse_networks(value)
+            except ValueError as exc:
+                raise ValueError(f"DISPATCH_WEBHOOK_ALLOW_NETWORKS: {exc}") from None
+        return value
+
+    @field_validator("allow_private_webhook_targets")
+    @classmethod
+    def _replaced(cls, value: bool | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "DISPATCH_ALLOW_PRIVATE_WEBHOOK_TARGETS was replaced by "
+                "DISPATCH_WEBHOOK_ALLOW_NETWORKS: list the networks webhooks may reach "
+                "as CIDRs (e.g. 10.20.0.0/16), or remove the setting"
+            )
+        return None
 
     @field_validator("map_tile_url")
     @classmethod

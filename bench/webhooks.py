@@ -306,7 +306,8 @@ async def run(args: argparse.Namespace) -> None:
     incidents = math.ceil(args.deliveries / subscriptions)
     total = incidents * subscriptions
     per_endpoint = args.per_endpoint or default("webhook_concurrency_per_endpoint")
-    settings: dict[str, object] = {}
+    # The receiver is on 127.0.0.1, which webhooks may reach only once it is opened.
+    settings: dict[str, object] = {"webhook_allow_networks": "127.0.0.0/8"}
     if args.per_endpoint:
         settings["webhook_concurrency_per_endpoint"] = args.per_endpoint
     if args.batch:
@@ -317,7 +318,7 @@ async def run(args: argparse.Namespace) -> None:
         "webhook_concurrency_per_endpoint": per_endpoint,
         "webhook_batch": args.batch or default("webhook_batch"),
         "webhook_timeout_s": settings.get("webhook_timeout_s", default("webhook_timeout_s")),
-        "allow_private_webhook_targets": default("allow_private_webhook_targets"),
+        "webhook_allow_networks": settings["webhook_allow_networks"],
     }
     print(
         "settings: "

@@ -85,18 +85,20 @@ def _delivery(delivery: Any, attempts: list[Any] | None = None) -> dict[str, Any
 async def create_webhook(
     principal: Annotated[Principal, Depends(Allow("webhooks:manage"))],
     body: SubscriptionCreate,
-    session: SessionDep,
     ctx: CtxDep,
 ) -> object:
-    """Subscribe a URL to event types; the signing `secret` is shown once."""
-    subscription, secret = await webhooks.create_subscription(
-        session,
-        ctx,
-        principal,
-        url=body.url,
-        event_types=body.event_types,
-        station_id=body.station_id,
-    )
+    """Subscribe a URL to event types; the signing `secret` is shown once. A URL whose
+    host is or resolves to a loopback, private, link-local… address is refused (422)."""
+    await webhooks.vet_url(ctx, body.url)  # DNS first: no transaction held meanwhile
+    async with ctx.db.transaction() as session:
+        subscription, secret = await webhooks.create_subscription(
+            session,
+            ctx,
+            principal,
+            url=body.url,
+            event_types=body.event_types,
+            station_id=body.station_id,
+        )
     return {**SubscriptionOut.model_validate(subscription).model_dump(), "secret": secret}
 
 

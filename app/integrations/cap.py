@@ -9,6 +9,7 @@ identifier is `<incident id>.<event id>` and `<references>` lists every earlier 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
@@ -51,6 +52,15 @@ EVENT_NAMES = {
     "other": "Incident",
 }
 AREA_RADIUS_KM = 0.5
+# Characters XML 1.0 does not allow in a document at all, escaped or not: C0 controls but
+# tab, LF and CR; lone surrogates; U+FFFE and U+FFFF.
+NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """`value` with every character XML cannot carry replaced by U+FFFD, so the document
+    is well-formed whatever text an incident holds."""
+    return NOT_XML_CHAR.sub("\ufffd", value)
 
 
 def cap_time(value: dt.datetime) -> str:
@@ -84,7 +94,7 @@ def render(
 
     def sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
         element = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
-        element.text = text
+        element.text = xml_text(text)
         return element
 
     current = history[-1] if history else None

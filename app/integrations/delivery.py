@@ -2,24 +2,31 @@
 
 Deliveries are rows (the outbox); this worker sends the due ones concurrently, at most
 `webhook_concurrency_per_endpoint` at a time per subscription, each with a timeout, so a
-slow or dead receiver only ever delays itself. Every attempt is recorded.
+slow or dead receiver only ever delays itself. Every attempt is recorded: the status and
+at most EXCERPT_BYTES of the answer, read with that cap (the rest is never read). Every
+connection goes through the egress guard (app/integrations/egress.py): a target that is
+or resolves to a refused address is a failed attempt, and nothing is sent to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import datetime as dt
 import json
 import logging
 import random
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, cast
 
 import httpx
 from sqlalchemy import ColumnElement, func, select, update
 from standardwebhooks.webhooks import Webhook
 
+from app.integrations.egress import EgressPolicy, EgressRefused, GuardedTransport
 from app.integrations.sealing import unseal
 from app.integrations.webhooks import deactivate
 from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -35,7 +42,7 @@ RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 COALESCE_S = 0.01
 LEASE_MARGIN_S = 30  # a claimed delivery is due again this long after its request timeout
-EXCERPT_CHARS = 500
+EXCERPT_BYTES = 1024  # of a receiver's answer kept with the attempt (UTF-8, whole characters)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> float | None:
@@ -57,6 +64,12 @@ class WebhookSender:
         self._finished = False  # a delivery finished since the loop last woke
         self._overall = asyncio.Semaphore(64)
         self._rng = random.Random()
+        settings = ctx.settings
+        # Where deliveries may go; also what registration checks (webhooks.vet_url).
+        self.egress = EgressPolicy(
+            allow=tuple(settings.webhook_allow_networks),
+            resolve_timeout_s=min(5.0, settings.webhook_timeout_s),
+        )
         ctx.clock.on_change(self.wake)
 
     def wake(self) -> None:
@@ -68,9 +81,11 @@ class WebhookSender:
     async def run(self) -> None:
         settings = self.ctx.settings
         self._client = self._client or httpx.AsyncClient(
+            transport=GuardedTransport(self.egress),
             timeout=settings.webhook_timeout_s,
             follow_redirects=False,
-            headers={"User-Agent": "guard-dispatch-webhooks/1"},
+            # Identity: the excerpt is cut from the bytes as they come, never inflated.
+            headers={"User-Agent": "guard-dispatch-webhooks/1", "Accept-Encoding": "identity"},
         )
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -217,13 +232,30 @@ class WebhookSender:
         status_code: int | None = None
         excerpt: str | None = None
         error: str | None = None
+        timeout_s = ctx.settings.webhook_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
             assert self._client is not None
-            response = await self._client.post(subscription.url, content=body, headers=headers)
-            status_code = response.status_code
-            excerpt = response.text[:EXCERPT_CHARS]
+            request = self._client.build_request(
+                "POST", subscription.url, content=body, headers=headers
+            )
+            # The whole exchange is bounded, not only each read: a receiver dripping a
+            # byte at a time holds a concurrency slot no longer than the timeout.
+            async with asyncio.timeout_at(deadline):
+                response = await self._client.send(request, stream=True)
+            try:
+                status_code = response.status_code
+                excerpt = await read_excerpt(response, deadline)
+            finally:
+                await response.aclose()
+        except EgressRefused as exc:
+            error = f"refused: {exc}"[:500]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+        except TimeoutError:
+            error = f"no answer within {timeout_s:g} s"
+        except httpx.InvalidURL as exc:  # stored before the URL rules of today
+            error = f"invalid URL: {exc}"[:500]
         latency_ms = (time.perf_counter() - started) * 1000
         ok = status_code is not None and 200 <= status_code < 300
         ctx.metrics.webhook_attempts.labels(
@@ -287,3 +319,33 @@ class WebhookSender:
         async with asyncio.timeout(timeout):
             while self._inflight:
                 await asyncio.sleep(0.01)
+
+
+async def read_excerpt(response: httpx.Response, deadline: float) -> str:
+    """At most EXCERPT_BYTES of the answer's body as text, read with that cap: the rest
+    is never read (closing the response drops the connection). What came before the
+    deadline or a broken connection is kept."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    data = bytearray()
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout_at(deadline):
+            chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    data += chunk[: EXCERPT_BYTES + 1 - len(data)]
+                    if len(data) > EXCERPT_BYTES:
+                        break
+    if encoding not in ("", "identity"):
+        return f"({encoding}-encoded answer, not kept)"
+    return excerpt_text(bytes(data), response.charset_encoding)
+
+
+def excerpt_text(data: bytes, charset: str | None = None, limit: int = EXCERPT_BYTES) -> str:
+    """The first `limit` bytes as text in whole characters: at most `limit` bytes of UTF-8,
+    undecodable bytes replaced, no NUL (PostgreSQL's text refuses it)."""
+    try:
+        decoder = codecs.getincrementaldecoder(charset or "utf-8")(errors="replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    text = decoder.decode(data[:limit], final=len(data) <= limit).replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")

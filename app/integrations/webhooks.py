@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from app.db import after_commit
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.events.log import event_json
 from app.ids import new_id
+from app.integrations.egress import EgressPolicy, EgressRefused, Unresolved
 from app.integrations.sealing import seal
 from app.models import Event, PoliceStation, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
@@ -43,19 +44,48 @@ WEBHOOK_TYPES: dict[str, str] = {
 SUBSCRIBABLE = frozenset(WEBHOOK_TYPES.values())
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def check_url(url: str, policy: EgressPolicy) -> tuple[str, int]:
+    """The (host, port) an absolute http(s) URL sends to, as the HTTP client will read
+    them; 422 on `url` for anything else, or for a host that names a refused address
+    itself (an IP literal, an IPv4 number such as `2130706433`, `localhost`)."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise Unprocessable("url", "must be an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise Unprocessable("url", "must be an absolute http(s) URL")
     if parts.username or parts.password:
         raise Unprocessable("url", "must not carry credentials")
-    if not allow_private:
-        try:
-            address = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            return
-        if address.is_private or address.is_loopback or address.is_link_local:
-            raise Unprocessable("url", "private and loopback addresses are not allowed")
+    refused = policy.literal_refusal(hostname)
+    if refused is not None:
+        raise Unprocessable("url", refused)
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise Unprocessable("url", f"is not a valid URL ({exc})") from None
+    if parsed.userinfo or not host:
+        raise Unprocessable("url", "must be an absolute http(s) URL without credentials")
+    refused = policy.literal_refusal(host)
+    if refused is not None:
+        raise Unprocessable("url", refused)
+    return host, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+async def vet_url(ctx: AppContext, url: str) -> None:
+    """check_url, then the host's DNS answer: 422 on `url` if any address it resolves to
+    is refused. Call it before opening a transaction (a slow resolver holds no database
+    writer). A name that does not resolve now is accepted: every delivery resolves and
+    checks again, and connects only to an address it checked."""
+    policy = ctx.webhooks.egress
+    host, port = check_url(url, policy)
+    try:
+        await policy.addresses(host, port)
+    except EgressRefused as exc:
+        raise Unprocessable("url", str(exc)) from None
+    except Unresolved:
+        pass
 
 
 def _visible(stmt: Select[Any], principal: Principal) -> Select[Any]:
@@ -78,7 +108,7 @@ async def create_subscription(
     station_id: str | None,
 ) -> tuple[WebhookSubscription, str]:
     """A new subscription and its signing secret (`whsec_…`, shown once)."""
-    check_url(url, ctx.settings.allow_private_webhook_targets)
+    check_url(url, ctx.webhooks.egress)  # the DNS check is vet_url's, before the transaction
     unknown = sorted(set(event_types) - SUBSCRIBABLE)
     if unknown:
         raise Unprocessable("event_types", f"unknown {unknown}; choose from {sorted(SUBSCRIBABLE)}")
