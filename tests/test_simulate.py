@@ -164,6 +164,19 @@ def test_incidents_follow_the_mix_and_the_seed() -> None:
     assert sum(p.body["category"] == "theft" for p in many) > sum(
         p.body["category"] == "fire" for p in many
     )
+    assert not any("exercise" in p.body for p in many)  # no drills unless asked for
+
+
+def test_a_share_of_incidents_are_drills() -> None:
+    rng = random.Random(15)
+    posts = [(39.1238, 117.2003)]
+    plans = [
+        plan_incident(rng, posts, CITY, number=n, run_tag="t", cad_share=0.3, drill_share=0.1)
+        for n in range(1000)
+    ]
+    drills = [p for p in plans if p.body.get("exercise") is True]
+    assert 0.07 < len(drills) / len(plans) < 0.13
+    assert any(p.via_cad for p in drills) and any(not p.via_cad for p in drills)
 
 
 def test_police_act_in_order_with_a_unit_not_already_sent() -> None:
@@ -228,6 +241,7 @@ def test_the_summary_counts_intel_and_alarms() -> None:
     line = stats.summary(12.0)
     assert "intel 5 reported, 3 triaged" in line
     assert "alarms 4 accepted (1 cancelled), 2 rejected" in line
+    assert "(0 drills)" in line
 
 
 def test_demo_guards_come_first_with_their_posts_and_the_pick_is_reproducible() -> None:
@@ -290,6 +304,7 @@ def config_for(
         "cad_share": 0.0,
         "police": False,
         "alarms_per_minute": 0.0,
+        "drill_share": 0.0,
         "seed": 11,
         "summary_every_s": 0.5,
         "company_id": company_id,
@@ -395,13 +410,14 @@ async def test_the_cad_posts_with_external_refs_and_hands_escalations_over(
     stats = Stats()
     config = config_for(
         harness, admin, company_id, area, guards=2, incidents_per_minute=600.0, cad_share=1.0,
-        police=True, duration_s=None,
+        drill_share=1.0, police=True, duration_s=None,
     )  # fmt: skip
     run = asyncio.create_task(simulate(config, stop, lambda line: None))
     try:
         found = await until(lambda: _sim_incidents(harness, area), "incidents from the CAD")
         first = found[-1]
         assert first["source"] == "police" and first["external_ref"].startswith("SIM-11-")
+        assert first["exercise"] is True  # every incident of this run is a drill
         escalated = await harness.post(f"/api/v1/incidents/{first['id']}/escalate", {})
         assert escalated.status_code == 200, escalated.text
         done = await until(
@@ -413,6 +429,7 @@ async def test_the_cad_posts_with_external_refs_and_hands_escalations_over(
         async with asyncio.timeout(WAIT_S):
             stats = await run
     assert stats.incidents_posted >= 1 and stats.police_steps >= 3
+    assert stats.drills == stats.incidents_posted
     # What the run issued is revoked at the end: its CAD key and the guards' device tokens.
     async with harness.ctx.db.transaction(readonly=True) as session:
         keys = (

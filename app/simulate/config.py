@@ -66,6 +66,7 @@ class SimulationConfig:
     guards: int = 60
     incidents_per_minute: float = 2.0
     cad_share: float = 0.3  # incidents posted by the police CAD (with an external_ref)
+    drill_share: float = 0.05  # incidents that are drills (exercise: true)
     police: bool = True  # the CAD acknowledges, arrives, hands over and triages intel
     alarms_per_minute: float = 0.5  # from one alarm account of a simulated company
     seed: int | None = None

@@ -61,7 +61,8 @@ NEAR_POST_SPREAD_M = 300.0
 
 @dataclass(frozen=True)
 class PlannedIncident:
-    """One incident to post; `via_cad` means the police CAD posts it with `external_ref`."""
+    """One incident to post; `via_cad` means the police CAD posts it with `external_ref`;
+    a drill carries `exercise: true` in its body."""
 
     body: dict[str, Any]
     via_cad: bool
@@ -75,8 +76,10 @@ def plan_incident(
     number: int,
     run_tag: str,
     cad_share: float,
+    drill_share: float = 0.0,
 ) -> PlannedIncident:
-    """The `number`-th incident of the run: category, priority, place and description."""
+    """The `number`-th incident of the run: category, priority, place and description;
+    a `drill_share` of them are drills (`exercise: true`)."""
     categories = list(MIX)
     category = rng.choices(categories, weights=[MIX[c][0] for c in categories])[0]
     _, priorities, descriptions = MIX[category]
@@ -87,6 +90,8 @@ def plan_incident(
         "location": {"lat": round(lat, 6), "lon": round(lon, 6)},
         "description": rng.choice(descriptions),
     }
+    if drill_share > 0 and rng.random() < drill_share:  # no draw without drills: old seeds hold
+        body["exercise"] = True
     via_cad = rng.random() < cad_share
     if via_cad:
         body["external_ref"] = f"SIM-{run_tag}-{number:05d}"

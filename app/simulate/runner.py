@@ -124,8 +124,9 @@ async def _post_incidents(
             return
         number += 1
         planned = plan_incident(
-            rng, posts, config.bounds, number=number, run_tag=run_tag, cad_share=config.cad_share
-        )
+            rng, posts, config.bounds, number=number, run_tag=run_tag,
+            cad_share=config.cad_share, drill_share=config.drill_share,
+        )  # fmt: skip
         via_cad = planned.via_cad and api.cad_key is not None
         try:
             incident = await api.post_incident(planned.body, as_cad=via_cad)
@@ -135,6 +136,7 @@ async def _post_incidents(
             stats.error("http_unreachable")
         else:
             stats.incidents_posted += 1
+            stats.drills += bool(incident.get("exercise"))
             desk.follow(str(incident["id"]))
 
 

@@ -25,6 +25,7 @@ class Stats:
     cleared: int = 0
     reconnects: int = 0
     incidents_posted: int = 0
+    drills: int = 0  # of the posted incidents, drills (exercise: true)
     incidents_resolved: int = 0
     police_steps: int = 0
     intel_reported: int = 0  # report {kind: intel} frames sent
@@ -54,7 +55,8 @@ class Stats:
             f"[{elapsed_s:6.0f}s] guards {self.connected}/{self.guards} connected, "
             f"{self.on_duty} on duty · pings {self.pings} · offers {self.offers} "
             f"(accepted {self.accepted}, declined {self.declined}, silent {self.silent}) · "
-            f"incidents {self.incidents_posted} posted, {self.assignments} assigned, "
+            f"incidents {self.incidents_posted} posted ({self.drills} drills), "
+            f"{self.assignments} assigned, "
             f"{self.on_scene} on scene, {self.incidents_resolved} resolved · "
             f"police {self.police_steps} · intel {self.intel_reported} reported, "
             f"{self.intel_triaged} triaged · alarms {self.alarms_accepted} accepted "
