@@ -1,11 +1,14 @@
 // The console: signs in, loads the picture (stations, units, incidents), keeps it live from
 // the two sockets, and routes the operator's keys and clicks to the API.
 import * as api from "./api.js";
+import { BroadcastPanel, mayBroadcast, openBroadcast } from "./broadcasts.js";
 import { Detail } from "./detail.js";
 import { openCreate, signInDialog } from "./dialogs.js";
 import { clockTime, setTimeZone, zoneName } from "./format.js";
 import { applyTranslations, language, setLanguage, t, term } from "./i18n.js";
+import { IntelPanel } from "./intel.js";
 import { LiveMap, legend } from "./map.js";
+import { FieldOverlays } from "./overlays.js";
 import { Queue } from "./queue.js";
 import { EventStream, PositionFeed } from "./stream.js";
 
@@ -16,6 +19,10 @@ const state = {
   map: null,
   queue: null,
   detail: null,
+  intel: null, // the intel queue, for roles that may read it
+  broadcasts: null,
+  overlays: null,
+  tab: "incidents",
   events: null,
   positions: null,
   stations: new Map(),
@@ -60,17 +67,22 @@ async function enter() {
   $("console").hidden = false;
   document.body.classList.toggle("can-create", api.may("incidents:write"));
   state.map ??= new LiveMap($("map"), config, {
-    onClick: (latlng) => api.may("incidents:write") && openCreate(latlng, created),
+    onClick: (latlng) => {
+      if (state.tab === "broadcasts") return mayBroadcast() && openBroadcast(latlng, broadcastSent);
+      return api.may("incidents:write") && openCreate(latlng, created);
+    },
     onIncidentClick: (id) => state.queue.select(id, true),
     onViewChange: (bbox) => state.positions?.setView(bbox),
   });
   legend($("legend"));
   state.queue ??= new Queue($("queue"), $("queue-count"), (id, open) => showDetail(id, open));
   state.detail ??= new Detail($("detail-region"), { guardName, stationName, act });
+  setUpFieldPanels();
   bindFilters();
   bindKeys();
   await loadStatic();
   await reloadIncidents();
+  await reloadFieldPanels();
   startStreams();
   setInterval(tick, 1000);
   tick();
@@ -81,8 +93,9 @@ async function loadStatic() {
   state.stations = new Map(stations.map((s) => [s.id, s]));
   state.queue.stations = state.stations;
   state.map.setPrecincts(stations);
-  const select = document.querySelector("#filters select[name=station]");
-  select.replaceChildren(select.options[0], ...stations.map((s) => new Option(s.name, s.id)));
+  for (const select of document.querySelectorAll("#filters select[name=station], #intel-panel select[name=station]")) {
+    select.replaceChildren(select.options[0], ...stations.map((s) => new Option(s.name, s.id)));
+  }
   await loadUnits();
 }
 
@@ -144,7 +157,9 @@ function startStreams() {
   if (api.may("events:read")) startEventStream();
   else setLive(true); // nothing to follow but positions
   if (api.may("positions:read")) startPositionFeed();
-  window.dispatchConsole = { events: state.events, positions: state.positions, map: state.map };
+  window.dispatchConsole = {
+    events: state.events, positions: state.positions, map: state.map, overlays: state.overlays,
+  };
 }
 
 function startEventStream() {
@@ -153,10 +168,15 @@ function startEventStream() {
       state.events.seen(frame);
       if (frame.incident_id) markDirty(frame.incident_id);
       if (frame.type?.startsWith("unit.")) markDirty("units");
+      if (frame.type?.startsWith("intel.")) state.intel?.changed();
+      if (frame.type?.startsWith("broadcast.")) state.broadcasts?.changed();
     },
     onState: (live) => {
       setLive(live);
-      if (live) reloadIncidents().catch(() => {});
+      if (live) {
+        reloadIncidents().catch(() => {});
+        reloadFieldPanels();
+      }
     },
   });
   state.events.start();
@@ -292,6 +312,7 @@ function bindKeys() {
     const typing = e.target.closest?.("input, textarea, select");
     if (e.key === "Escape") {
       if (typing) e.target.blur();
+      else if (state.tab !== "incidents") showTab("incidents");
       else if (state.detail.nearby) {
         state.detail.nearby = null;
         state.detail.render();
@@ -303,6 +324,13 @@ function bindKeys() {
       return;
     }
     if (typing) return;
+    const tabKeys = { 1: "incidents", 2: "intel", 3: "broadcasts" };
+    if (tabKeys[e.key]) {
+      e.preventDefault();
+      showTab(tabKeys[e.key]);
+      return;
+    }
+    if (state.tab !== "incidents") return fieldKey(e);
     const selected = state.queue.get(state.queue.selectedId);
     const keys = {
       j: () => state.queue.move(1),
@@ -319,16 +347,100 @@ function bindKeys() {
   });
 }
 
+// The field side: the intel queue and area broadcasts, as tabs beside the incident queue,
+// each shown only to a role that may read it.
+function setUpFieldPanels() {
+  if (state.overlays) return;
+  state.overlays = new FieldOverlays(state.map);
+  if (api.may("police:act") || api.may("incidents:read")) {
+    state.intel = new IntelPanel($("intel-panel"), {
+      stationName,
+      onFocus: (report) => state.overlays.showIntel(report),
+    });
+    state.intel.onCount = (n) => {
+      $("intel-new").textContent = String(n);
+      $("intel-new").hidden = n === 0;
+    };
+    state.broadcasts = new BroadcastPanel($("broadcasts-panel"), {
+      stationName,
+      onCircles: (active) => state.overlays.showBroadcasts(active),
+      onFocus: (b) => state.overlays.focusBroadcast(b),
+    });
+  }
+  document.querySelector("[role=tablist]").hidden = !state.intel && !state.broadcasts;
+  $("tab-intel").hidden = !state.intel;
+  $("tab-broadcasts").hidden = !state.broadcasts;
+  $("broadcast-new").hidden = !mayBroadcast();
+  $("broadcast-new").onclick = () => openBroadcast(state.map.centre(), broadcastSent);
+  const tabs = [...document.querySelectorAll("[role=tab]")];
+  for (const tab of tabs) tab.onclick = () => showTab(tab.dataset.tab);
+  document.querySelector("[role=tablist]").onkeydown = (e) => {
+    if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
+    const shown = tabs.filter((tab) => !tab.hidden);
+    const at = shown.findIndex((tab) => tab.dataset.tab === state.tab);
+    const next = shown[(at + (e.key === "ArrowRight" ? 1 : shown.length - 1)) % shown.length];
+    showTab(next.dataset.tab);
+    next.focus();
+  };
+}
+
+async function reloadFieldPanels() {
+  await Promise.all([state.intel?.load(), state.broadcasts?.load()]);
+}
+
+function showTab(name) {
+  if ((name === "intel" && !state.intel) || (name === "broadcasts" && !state.broadcasts)) return;
+  state.tab = name;
+  $("console").dataset.tab = name;
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute("aria-selected", on ? "true" : "false");
+    tab.tabIndex = on ? 0 : -1;
+    $(tab.getAttribute("aria-controls")).hidden = !on;
+  }
+  const help = { incidents: "keys.help", intel: "keys.helpIntel", broadcasts: "keys.helpBroadcasts" }[name];
+  document.querySelector(".keys-help").textContent = t(help);
+  document.querySelector(".map-hint").textContent = t(name === "broadcasts" ? "broadcast.hint" : "create.hint");
+  document.body.classList.toggle("can-create", name === "broadcasts" ? mayBroadcast() : api.may("incidents:write"));
+  if (name !== "intel") state.overlays?.showIntel(null);
+}
+
+function fieldKey(e) {
+  const panel = state.tab === "intel" ? state.intel : state.broadcasts;
+  const keys = {
+    j: () => panel.move(1),
+    k: () => panel.move(-1),
+    u: () => state.tab === "intel" && state.intel.verdictKey(0),
+    x: () => state.tab === "intel" && state.intel.verdictKey(1),
+    o: () => state.tab === "intel" && state.intel.verdictKey(2),
+    n: () => state.tab === "broadcasts" && mayBroadcast() && openBroadcast(state.map.centre(), broadcastSent),
+  };
+  if (keys[e.key]) {
+    e.preventDefault();
+    keys[e.key]();
+  }
+}
+
+async function broadcastSent(broadcast) {
+  await state.broadcasts.load();
+  state.broadcasts.select(broadcast.id);
+}
+
 function tick() {
   const now = Date.now();
   $("clock").textContent = `${clockTime(new Date(now).toISOString())} ${zoneName()}`;
   state.queue?.tick(now);
   state.detail?.tick(now);
+  state.intel?.tick(now);
+  state.broadcasts?.tick(now);
 }
 
 function rerender() {
   state.queue?.render();
   state.detail?.render();
+  state.intel?.render();
+  state.broadcasts?.render();
+  showTab(state.tab);
   if (state.map) legend($("legend"));
   if (api.me()) $("who").textContent = t("who.signedIn", { name: api.me().name, role: term("role", api.me().role) });
   const pill = $("live");
