@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    field_validator,
 )
 
 from app.clock import isoformat
@@ -70,10 +71,28 @@ Skill = Literal["first_aid", "aed", "fire", "patrol_vehicle", "k9", "crowd_contr
 SKILLS: tuple[str, ...] = Skill.__args__  # type: ignore[attr-defined]
 
 
+def refuse_nul(value: Any) -> Any:
+    """No text anywhere in a value may hold NUL: PostgreSQL's text cannot store it (the
+    insert would fail after validation passed), and no field has a use for it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain the NUL character (U+0000)")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            refuse_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    return value
+
+
 class Input(BaseModel):
     """A request body: unknown fields are rejected so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*", mode="after")(refuse_nul)
 
 
 class Output(BaseModel):

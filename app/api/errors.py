@@ -113,6 +113,12 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """A database that is down, hung or locked is a 503 the client may retry; any other
     driver error is a bug (500)."""
+    if _holds_nul(exc):
+        # A path or query parameter with NUL (bodies and frames refuse it when validated).
+        return JSONResponse(
+            error_body("validation_error", "text must not contain the NUL character (U+0000)"),
+            status_code=422,
+        )
     if not is_unavailable(exc):
         return await _unhandled(request, exc)
     log.warning(
@@ -125,6 +131,18 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
     unavailable = request.app.state.ctx.db.unavailable("unreachable, hung or locked")
     return await _app_error(request, unavailable)
+
+
+def _holds_nul(error: BaseException) -> bool:
+    """PostgreSQL refused a text value holding NUL (SQLSTATE 22021)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "sqlstate", None) == "22021":
+            return True
+        cause = cause.__cause__ or getattr(cause, "orig", None)
+    return False
 
 
 # Driver errors arrive wrapped (DBAPIError), raw (asyncpg's connect, a client-side

@@ -18,12 +18,14 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 from app.clock import isoformat
 from app.dispatch import tiers
 from app.incidents.schemas import Category, Description
 from app.models import Assignment, Incident, Offer
+from app.schemas import refuse_nul
 
 
 def _range(low: float, high: float) -> AfterValidator:
@@ -63,6 +65,8 @@ Instant = Annotated[dt.datetime, Field(strict=True), AfterValidator(_instant)]
 
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_nul = field_validator("*", mode="after")(refuse_nul)
 
 
 class Hello(_Frame):
