@@ -241,7 +241,7 @@ def test_the_summary_counts_intel_and_alarms() -> None:
     line = stats.summary(12.0)
     assert "intel 5 reported, 3 triaged" in line
     assert "alarms 4 accepted (1 cancelled), 2 rejected" in line
-    assert "(0 drills)" in line
+    assert "(drills 0)" in line
 
 
 def test_demo_guards_come_first_with_their_posts_and_the_pick_is_reproducible() -> None:

@@ -55,7 +55,7 @@ class Stats:
             f"[{elapsed_s:6.0f}s] guards {self.connected}/{self.guards} connected, "
             f"{self.on_duty} on duty · pings {self.pings} · offers {self.offers} "
             f"(accepted {self.accepted}, declined {self.declined}, silent {self.silent}) · "
-            f"incidents {self.incidents_posted} posted ({self.drills} drills), "
+            f"incidents {self.incidents_posted} posted (drills {self.drills}), "
             f"{self.assignments} assigned, "
             f"{self.on_scene} on scene, {self.incidents_resolved} resolved · "
             f"police {self.police_steps} · intel {self.intel_reported} reported, "
