@@ -112,7 +112,7 @@ export class LiveMap {
       layer.addTo(this.precincts);
       const centre = layer.getBounds().getCenter();
       L.tooltip({ permanent: true, direction: "center", className: "precinct-label" })
-        .setLatLng(centre).setContent(station.name).addTo(this.precincts);
+        .setLatLng(centre).setContent(el("span", { text: station.name })).addTo(this.precincts);
       all.push(layer.getBounds());
     }
     if (all.length) {
@@ -251,8 +251,9 @@ function guardStyle(state) {
   };
 }
 
+// Leaflet reads a string as HTML: names typed by people go in as text nodes.
 function guardLabel(label, state) {
-  return `${label} — ${term("guardState", state)}`;
+  return el("span", { text: `${label} — ${term("guardState", state)}` });
 }
 
 export function legend(container) {
