@@ -335,8 +335,10 @@ async def whoami(harness: Harness, role: str) -> str:
 
 
 async def test_a_refused_request_is_audited_with_actor_address_and_time(harness: Harness) -> None:
-    operator = await whoami(harness, "operator")
-    response = await harness.get("/api/v1/audit", role="operator")
+    token = await harness.login(await harness.user("operator"))  # a caller of its own
+    headers = {"Authorization": f"Bearer {token}"}
+    operator = f"user:{(await harness.client.get('/api/v1/auth/me', headers=headers)).json()['id']}"
+    response = await harness.client.get("/api/v1/audit", headers=headers)
     assert response.status_code == 403
     (record,) = await audit_of(harness, type="access.denied", actor=operator)
     assert record["subject"] == "GET /api/v1/audit"
@@ -481,3 +483,68 @@ async def test_the_dispatch_path_pays_at_most_one_statement_per_transaction(
         assert 1 <= shared <= event_inserts
     for phone in phones:
         await phone.close()
+
+
+# Sign-in ---------------------------------------------------------------------------------
+
+
+async def sign_in(harness: Harness, username: str, password: str) -> int:
+    response = await harness.client.post(
+        "/api/v1/auth/token", data={"username": username, "password": password}
+    )
+    return response.status_code
+
+
+async def test_sign_ins_failures_and_a_lockout_are_audited(harness: Harness) -> None:
+    harness.ctx.login_throttle.reset()
+    username = await harness.user("operator")
+    assert await sign_in(harness, username, "correct-horse-battery") == 200
+    me = (
+        await harness.client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {await harness.login(username)}"}
+        )
+    ).json()
+    user = f"user:{me['id']}"
+    threshold = harness.ctx.settings.lockout_threshold
+    for _ in range(threshold):
+        assert await sign_in(harness, username, "wrong-password") == 401
+    assert await sign_in(harness, username, "correct-horse-battery") == 401  # locked
+    assert await sign_in(harness, f"nobody-{os.urandom(4).hex()}", "whatever-pw") == 401
+    harness.ctx.login_throttle.reset()
+
+    records = [  # oldest first
+        r for r in reversed(await audit_of(harness, subject=user)) if r["type"].startswith("auth.")
+    ]
+    kinds = [(r["type"], r["actor"], r["data"].get("reason")) for r in records]
+    assert kinds[:2] == [("auth.sign_in", user, None)] * 2
+    failed = [k for k in kinds if k[0] == "auth.sign_in_failed"]
+    assert failed == [("auth.sign_in_failed", "anonymous", "wrong_password")] * threshold + [
+        ("auth.sign_in_failed", "anonymous", "locked")
+    ]
+    (locked,) = [r for r in records if r["type"] == "auth.locked_out"]
+    assert locked["data"]["username"] == username and locked["data"]["locked_until"]
+    assert {r["address"] for r in records} == {"127.0.0.1"}
+    first = records[0]["data"]
+    assert first == {"username": username, "expires_in": harness.ctx.settings.access_token_ttl_s}
+    unknown = await audit_of(harness, type="auth.sign_in_failed", actor="anonymous")
+    assert any(r["data"]["reason"] == "unknown_user" and r["subject"] is None for r in unknown)
+
+
+async def test_a_throttled_sign_in_is_audited(harness: Harness) -> None:
+    throttle = harness.ctx.login_throttle
+    throttle.reset()
+    username = f"sprayed-{os.urandom(4).hex()}"
+    try:
+        for _ in range(harness.ctx.settings.login_failures_per_username):
+            throttle.started("127.0.0.1", username)
+            throttle.finished("127.0.0.1", username, "failed")
+        assert await sign_in(harness, username, "whatever-pw") == 429
+    finally:
+        throttle.reset()
+    records = [
+        r
+        for r in await audit_of(harness, type="auth.sign_in_failed")
+        if r["data"]["username"] == username
+    ]
+    assert len(records) == 1 and records[0]["data"]["reason"] == "throttled"
+    assert records[0]["data"]["retry_after_s"] >= 1

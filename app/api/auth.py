@@ -56,6 +56,7 @@ async def issue_token(
     throttle = ctx.login_throttle
     wait = throttle.retry_after(address, form.username)
     if wait > 0:
+        ctx.audit.sign_in_throttled(address, form.username, wait)
         raise TooManyRequests(f"too many failed sign-ins; retry in {wait} s", retry_after_s=wait)
     throttle.started(address, form.username)
     try:
@@ -64,8 +65,7 @@ async def issue_token(
         throttle.finished(address, form.username, "abandoned")
         raise
     throttle.finished(address, form.username, "succeeded" if result.succeeded else "failed")
-    # `result` (succeeded / failed / locked, reason, lock_started) and `address` are what
-    # the audit log records of a sign-in.
+    ctx.audit.sign_in(address, result, ctx.settings.access_token_ttl_s)
     if not result.succeeded or result.user_id is None or result.role is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     ttl = ctx.settings.access_token_ttl_s

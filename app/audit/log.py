@@ -8,7 +8,7 @@ Two ways in:
   to fail and roll its own back: a failed sign-in, a lockout, a 403. The queue is written
   within a moment by the audit loop (app/housekeeping.py), before every audit read and at
   shutdown, and is bounded: a flood of refused requests cannot grow it without limit (what
-  does not fit is counted and logged, never silently lost).
+  does not fit is dropped, but counted and logged: never silently).
 
 Changes to users, API keys and guard device tokens are already events in the incident
 log; `mirror` (an EventLog outbox writer) copies those into the audit log in the same
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection, Request
 
 from app.audit.chain import join_writers
+from app.auth.address import client_address
 from app.clock import isoformat
 from app.models import AuditRecord, Event
 
@@ -73,10 +74,11 @@ def to_10ms(at: dt.datetime) -> dt.datetime:
     return at.replace(microsecond=at.microsecond - at.microsecond % 10_000)
 
 
-def request_address(connection: HTTPConnection) -> str | None:
-    """The address an audit record of this request shows (the peer; uvicorn has already
-    replaced it with the X-Forwarded-For client when the peer is a trusted proxy)."""
-    return connection.client.host if connection.client else None
+def request_address(connection: HTTPConnection) -> str:
+    """The address an audit record of this request shows: the client's, as throttling sees
+    it (X-Forwarded-For believed from DISPATCH_TRUSTED_PROXIES only)."""
+    ctx: AppContext | None = getattr(connection.app.state, "ctx", None)
+    return client_address(connection, ctx.settings.trusted_proxy_networks if ctx else ())
 
 
 def bind_request(connection: HTTPConnection) -> None:
