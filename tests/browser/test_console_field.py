@@ -195,7 +195,10 @@ async def test_broadcast_from_the_map_reaches_the_guards_inside_and_is_counted(
             await expect(dialog).to_be_visible()
             await page.keyboard.press("Escape")
             await expect(dialog).to_be_hidden()
-            await page.keyboard.press("1")
+            # Back to the incidents. (In two CI runs the "1" key right after this Escape was
+            # ignored, though never in a run here; the tab keys are tested in the intel
+            # test, so this one clicks.)
+            await page.get_by_role("tab", name="Incidents").click()
             await expect(page.get_by_role("region", name="Incident detail")).to_be_visible()
     finally:
         await inside.close()
