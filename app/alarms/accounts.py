@@ -10,11 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alarms.schemas import AlarmAccountCreate, AlarmAccountUpdate
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.ids import new_id
 from app.models import AlarmAccount, SecurityCompany
+from app.paging import paginate
 
 if TYPE_CHECKING:
     from app.context import AppContext

@@ -29,6 +29,7 @@ from app.dispatch import engine, escalation
 from app.dispatch.policy import policy_for
 from app.errors import Unprocessable
 from app.ids import new_id
+from app.incidents.service import created_data
 from app.models import Alarm, AlarmAccount, Incident, SecurityCompany
 
 if TYPE_CHECKING:
@@ -279,22 +280,7 @@ async def _open_incident(
                 "at": now,
                 "incident_id": incident.id,
                 "station_id": incident.station_id,
-                "data": {
-                    "source": "alarm",
-                    "category": incident.category,
-                    "priority": incident.priority,
-                    "location": incident.location,
-                    "address": incident.address,
-                    "description": incident.description,
-                    "external_ref": incident.external_ref,
-                    "required_guards": incident.required_guards,
-                    "station_id": incident.station_id,
-                    "station_match": incident.station_match,
-                    "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1)
-                    if jurisdiction
-                    else None,
-                    "alarm_id": alarm.id,
-                },
+                "data": {**created_data(incident, "alarm", jurisdiction), "alarm_id": alarm.id},
             },
             {
                 "type": "alarm.accepted",

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.errors import Forbidden, NotFound
 from app.models import Alarm
+from app.paging import paginate
 
 
 def visible(principal: Principal, alarm: Alarm) -> bool:

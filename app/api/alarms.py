@@ -3,7 +3,6 @@ receivers (ASAP-style), the accounts it checks against, and keyholder cancels.""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -23,10 +22,11 @@ from app.alarms.schemas import (
     Reason,
 )
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.instants import utc
 from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
-from app.errors import Unprocessable, error_body
+from app.errors import error_body
 from app.incidents.schemas import IncidentOut
 from app.schemas import Instant, Page
 
@@ -145,17 +145,6 @@ async def receive_alarm(
     }
 
 
-def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise Unprocessable(field, "must include a timezone (e.g. Z)")
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise Unprocessable(field, "is out of range") from None
-
-
 @router.get("/alarms", response_model=Page[AlarmOut])
 async def list_alarms(
     principal: Annotated[Principal, Depends(Allow("alarms:read", "alarms:write"))],
@@ -177,7 +166,7 @@ async def list_alarms(
         outcome=outcome,
         reason=reason,
         station_id=station_id,
-        since=_aware(since, "since"),
+        since=utc(since, "since"),
         cursor=cursor,
         limit=limit,
     )

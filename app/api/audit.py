@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.api.deps import Allow, CtxDep
-from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit, paginate
+from app.api.instants import utc
+from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
 from app.clock import isoformat
 from app.errors import NotFound, Unprocessable
 from app.models import AuditRecord, Guard, PositionHistory
+from app.paging import paginate
 from app.realtime.positions_view import company_scope
 from app.schemas import Instant, Output, Page, UtcDateTime
 
@@ -24,18 +26,6 @@ router = APIRouter()
 MAX_TRACK_WINDOW = dt.timedelta(hours=24)
 MAX_TRACK_POINTS = 10_000
 TRACK_READ = "positions.track_read"
-
-
-def _utc(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    """The instant in UTC; 422 when it has no offset or is out of range in UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise Unprocessable(field, "must include a timezone (e.g. Z)")
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise Unprocessable(field, "is outside the representable range") from None
 
 
 class AuditOut(Output):
@@ -78,7 +68,7 @@ async def list_audit(
 ) -> object:
     """Security events, newest first: sign-ins (and failures, lockouts), refused requests
     (403), user / API key / device token changes, reads of a guard's track."""
-    since, until = _utc(since, "since"), _utc(until, "until")
+    since, until = utc(since, "since"), utc(until, "until")
     await ctx.audit.flush()  # what was queued a moment ago is in the answer
     query = select(AuditRecord)
     if type is not None:
@@ -128,8 +118,8 @@ async def guard_track(
     kept for DISPATCH_POSITION_HISTORY_RETENTION_H, and only while on duty). Company
     managers see their own company's guards only. Every read is audited: who, whose
     track, which window."""
-    start = _utc(since, "since")
-    end = _utc(until, "until") or ctx.clock.now()
+    start = utc(since, "since")
+    end = utc(until, "until") or ctx.clock.now()
     assert start is not None
     if end <= start:
         raise Unprocessable("until", "must be after since")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import Response as RawResponse
 
 from app.api.deps import Allow, CtxDep, ReadSessionDep, SessionDep
+from app.api.instants import utc
 from app.api.openapi import conflict
 from app.api.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.auth.principal import Principal
@@ -100,20 +100,6 @@ def _near(value: str | None) -> tuple[float, float] | None:
     return lat, lon
 
 
-def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    """The instant in UTC; 422 when it has no offset or falls outside years 1–9999 in UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise Unprocessable(field, "must include a timezone (e.g. Z)")
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise Unprocessable(
-            field, "is outside the representable range (0001-01-01 to 9999-12-31 in UTC)"
-        ) from None
-
-
 @router.get("", response_model=Page[IncidentOut])
 async def list_incidents(
     principal: Annotated[Principal, Depends(Allow("incidents:read"))],
@@ -144,8 +130,8 @@ async def list_incidents(
         exercise=exercise,
         near=_near(near),
         radius_m=radius_m,
-        since=_aware(since, "since"),
-        until=_aware(until, "until"),
+        since=utc(since, "since"),
+        until=utc(until, "until"),
         cursor=cursor,
         limit=limit,
     )

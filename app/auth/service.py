@@ -10,7 +10,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth import signin
 from app.auth.permissions import INTEGRATION_SCOPES, ROLES
 from app.auth.principal import Principal
@@ -20,6 +19,7 @@ from app.db import after_commit
 from app.errors import Conflict, NotFound, Unprocessable
 from app.ids import new_id
 from app.models import ApiKey, PoliceStation, SecurityCompany, User
+from app.paging import paginate
 
 MIN_PASSWORD_LENGTH = 8
 

@@ -18,7 +18,6 @@ from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.broadcasts.schemas import MAX_LIFETIME, BroadcastCreate
 from app.db import after_commit
@@ -26,6 +25,7 @@ from app.errors import Forbidden, NotFound, Unprocessable
 from app.ids import new_id
 from app.models import Broadcast, BroadcastRecipient, GuardChannel
 from app.models.types import UTCDateTime
+from app.paging import paginate
 from app.realtime import outbox
 from app.realtime.frames import broadcast_frame
 

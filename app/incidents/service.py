@@ -11,15 +11,16 @@ from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.dispatch.policy import policy_for
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.geo.sql import within_radius
+from app.geo.zones import Jurisdiction
 from app.ids import new_id
 from app.incidents.schemas import IncidentCreate, IncidentOut
 from app.models import Assignment, Escalation, Event, Incident, Offer
+from app.paging import paginate
 
 # The channel each kind of credential reports through. `source` follows the caller: a CAD
 # key cannot file a report as a guard on scene or as the console. `alarm` is for alarm
@@ -121,23 +122,28 @@ async def create_incident(
         at=now,
         incident_id=incident.id,
         station_id=incident.station_id,
-        data={
-            "source": source,
-            "category": incident.category,
-            "priority": incident.priority,
-            "location": incident.location,
-            "address": incident.address,
-            "description": incident.description,
-            "external_ref": incident.external_ref,
-            "required_guards": incident.required_guards,
-            "station_id": incident.station_id,
-            "station_match": incident.station_match,
-            "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1)
-            if jurisdiction
-            else None,
-        },
+        data=created_data(incident, source, jurisdiction),
     )
     return incident, True
+
+
+def created_data(
+    incident: Incident, source: str, jurisdiction: Jurisdiction | None
+) -> dict[str, Any]:
+    """The `incident.created` event's data, whichever way the incident came in."""
+    return {
+        "source": source,
+        "category": incident.category,
+        "priority": incident.priority,
+        "location": incident.location,
+        "address": incident.address,
+        "description": incident.description,
+        "external_ref": incident.external_ref,
+        "required_guards": incident.required_guards,
+        "station_id": incident.station_id,
+        "station_match": incident.station_match,
+        "distance_to_jurisdiction_m": round(jurisdiction.distance_m, 1) if jurisdiction else None,
+    }
 
 
 async def _existing(

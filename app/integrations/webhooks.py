@@ -11,7 +11,6 @@ import httpx
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.clock import isoformat
 from app.db import after_commit
@@ -21,6 +20,7 @@ from app.ids import new_id
 from app.integrations.egress import EgressPolicy, EgressRefused, Unresolved
 from app.integrations.sealing import seal
 from app.models import Event, PoliceStation, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.paging import paginate
 
 if TYPE_CHECKING:
     from app.context import AppContext

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.errors import Conflict, Forbidden, NotFound
 from app.ids import new_id
 from app.models import IntelReport
+from app.paging import paginate
 from app.realtime import outbox
 from app.realtime.frames import Report, intel_feedback_frame
 

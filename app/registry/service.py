@@ -9,7 +9,6 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import paginate
 from app.auth.principal import Principal
 from app.auth.secrets import hash_secret, new_bearer_secret
 from app.context import AppContext
@@ -20,6 +19,7 @@ from app.geo.zones import InvalidGeometry, parse_jurisdiction
 from app.ids import new_id
 from app.models import Guard, GuardToken, PoliceStation, PoliceUnit, SecurityCompany
 from app.models.base import Base
+from app.paging import paginate
 from app.realtime.close_codes import CloseCode
 from app.registry import schemas
 
