@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.models import Event
 from tests.harness import Harness
 from tests.phones import guard_at, offset
+from tests.receiver import Receiver, verify_signature
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -297,3 +298,36 @@ async def test_incident_report_still_needs_a_category_and_refuses_a_subject(
     accepted = await phone.expect("report.accepted")
     assert accepted["kind"] == "incident" and accepted["incident_id"].startswith("inc_")
     await phone.close()
+
+
+async def test_a_station_hears_its_intel_and_the_verdicts_over_webhooks(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    station = await harness.make_station(area)
+    key = {"Authorization": f"Bearer {await harness.api_key(['webhooks:manage'], station['id'])}"}
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        subscribed = await harness.client.post(
+            "/api/v1/webhooks",
+            json={"url": receiver.url, "event_types": ["intel.reported", "intel.triaged"]},
+            headers=key,
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        phone = await guard_at(harness, area)
+        intel_id = (await report(harness, phone, area))["intel_id"]
+        triaged = await harness.post(
+            f"/api/v1/intel/{intel_id}/triage",
+            {"state": "acted_on", "note": "van stopped at the ring road"},
+            role="operator",
+        )
+        assert triaged.status_code == 200, triaged.text
+        received = await receiver.wait_for(2)
+        assert all(verify_signature(subscribed.json()["secret"], r) for r in received)
+        by_type = {r.json["type"]: r.json["data"] for r in received}
+        assert by_type["intel.reported"]["data"]["intel_id"] == intel_id
+        assert by_type["intel.reported"]["station_id"] == station["id"]
+        assert by_type["intel.triaged"]["data"]["state"] == "acted_on"
+        await phone.close()
+    finally:
+        await receiver.stop()

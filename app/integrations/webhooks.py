@@ -40,6 +40,9 @@ WEBHOOK_TYPES: dict[str, str] = {
     "incident.closed": "incident.closed",
     "alarm.accepted": "alarm.accepted",
     "alarm.rejected": "alarm.rejected",
+    "intel.reported": "intel.reported",
+    "intel.triaged": "intel.triaged",
+    "broadcast.created": "broadcast.created",
 }
 SUBSCRIBABLE = frozenset(WEBHOOK_TYPES.values())
 
