@@ -215,9 +215,13 @@ class FrameError(Exception):
 def parse(text: str | bytes) -> Any:
     """One incoming frame, or FrameError naming what is wrong."""
     try:
-        return _incoming.validate_json(text)
+        frame = _incoming.validate_json(text)
     except ValidationError as exc:
         raise _frame_error(exc) from None
+    # The fields a report needs depend on its kind: checked here, with the rest.
+    if isinstance(frame, Report) and (problem := frame.problem()) is not None:
+        raise problem
+    return frame
 
 
 def _frame_error(exc: ValidationError) -> FrameError:

@@ -62,9 +62,6 @@ async def handle(
             assert incident is not None
             link.reply(frames.incident_update_frame(incident))
         case frames.Report(kind="intel"):
-            problem = frame.problem()
-            if problem is not None:
-                raise problem
             async with ctx.db.transaction() as session:
                 intel_report = await intel.receive(session, ctx, principal, frame)
             link.reply(
@@ -77,9 +74,6 @@ async def handle(
                 }
             )
         case frames.Report():
-            problem = frame.problem()
-            if problem is not None:
-                raise problem
             assert frame.category is not None
             body = IncidentCreate(
                 category=frame.category,
