@@ -27,7 +27,9 @@ from app.api import (
     incidents,
     intel,
     police,
+    reports,
     stations,
+    supervision,
     tiers,
     units,
     webhooks,
@@ -61,6 +63,8 @@ from app.realtime.hub import Hub
 from app.realtime.positions import PositionWriter
 from app.realtime.positions_feed import PositionsFeed
 from app.settings import Settings, get_settings
+from app.supervision import expiry
+from app.supervision.ledger import PointsLedger
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,7 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ctx.events.outbox_writers.append(WebhookOutbox(ctx))
     ctx.audit = AuditLog(ctx)
     ctx.events.outbox_writers.append(ctx.audit.mirror)  # user, key and token events
+    ctx.events.outbox_writers.append(PointsLedger(settings.points))
     ctx.positions = PositionWriter(ctx)
     ctx.positions_feed = PositionsFeed(ctx)
     ctx.availability = availability.AvailabilityWatch(ctx)
@@ -176,6 +181,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(housekeeping.idle_loop(ctx), name="idle-sweep"),
             asyncio.create_task(housekeeping.prune_loop(ctx), name="prune"),
             asyncio.create_task(housekeeping.audit_loop(ctx), name="audit"),
+            asyncio.create_task(expiry.check_loop(ctx), name="expiry-check"),
             asyncio.create_task(ctx.webhooks.run(), name="webhooks"),
             asyncio.create_task(ctx.availability.run(), name="restaffing"),
         ]
@@ -233,6 +239,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         intel,
         broadcasts,
         alarms,
+        reports,
+        supervision,
     ):
         api.include_router(module.router)
     app.include_router(api)

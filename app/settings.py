@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.auth import keyfile
 from app.dispatch.policy import PolicyOverrides
 from app.integrations.egress import parse_networks
+from app.supervision.points import points_table
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dispatch.db"
 
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
 
     # Dispatch and the live index.
     policy: PolicyOverrides = PolicyOverrides()
+    # Recognition points per rule (app/supervision/points.py), merged onto the defaults.
+    points: dict[str, int] = {}
     position_freshness_s: float = Field(120, gt=0)
     position_flush_interval_s: float = Field(1.0, gt=0)
     position_flush_chunk: int = Field(200, ge=1)
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
                     f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
                 ) from None
         return value
+
+    @field_validator("points")
+    @classmethod
+    def _points_rules(cls, value: dict[str, int]) -> dict[str, int]:
+        return points_table(value)
 
     @field_validator("timezone")
     @classmethod

@@ -72,6 +72,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/incidents/{incident_id}/instructions"): {"text": "stay by the door"},
     ("POST", "/api/v1/intel/{intel_id}/triage"): {"state": "useful", "note": "thank you"},
     ("PATCH", "/api/v1/alarm-accounts/{account_id}"): {"status": "suspended"},
+    ("POST", "/api/v1/incidents/{incident_id}/commendations"): {
+        "guard_id": "grd_placeholder",
+        "text": "well done",
+    },
+    ("POST", "/api/v1/incidents/{incident_id}/complaints"): {
+        "guard_id": "grd_placeholder",
+        "text": "late",
+    },
 }
 QUERIES: dict[tuple[str, str], Callable[[Harness], dict[str, str]]] = {
     ("GET", "/api/v1/guards/{guard_id}/track"): lambda harness: {

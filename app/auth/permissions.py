@@ -29,6 +29,8 @@ PERMISSIONS = frozenset(
         "alarms:write",  # an alarm receiver: POST /alarms, cancel the alarms it sent
         "alarms:read",  # alarm accounts (sites, keyholder contacts) and every alarm received
         "alarm_accounts:write",  # add, change, suspend alarm accounts
+        "reports:read",  # response reports, the companies view, points (managers: own company)
+        "supervision:write",  # commend or complain about a guard's part in an incident
     }
 )
 
@@ -62,6 +64,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "audit:read",
             "alarms:read",
             "alarm_accounts:write",
+            "reports:read",
+            "supervision:write",
         }
     ),
     # positions:read and guards:track limited to their own company's guards.
@@ -75,6 +79,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "guards:track",
             "alarms:read",
             "alarm_accounts:write",
+            "reports:read",
         }
     ),
     "guard": frozenset(),
@@ -95,5 +100,7 @@ INTEGRATION_SCOPES = frozenset(
         "metrics:read",
         "alarms:write",
         "alarms:read",
+        "reports:read",
+        "supervision:write",
     }
 )

@@ -12,6 +12,7 @@ from app.models.incident import Event, Incident
 from app.models.intel import IntelReport
 from app.models.presence import GuardPresence, PositionHistory
 from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompany
+from app.models.supervision import ExpiryNotice, Feedback, PointAward
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -31,11 +32,14 @@ __all__ = [
     "BroadcastRecipient",
     "Escalation",
     "Event",
+    "ExpiryNotice",
+    "Feedback",
     "Guard",
     "GuardPresence",
     "GuardToken",
     "Incident",
     "IntelReport",
+    "PointAward",
     "PoliceStation",
     "PoliceUnit",
     "PositionHistory",

@@ -33,6 +33,8 @@ class Guard(Timestamps, Base):
     skills: Mapped[list[str]] = mapped_column(JSONType, default=list)
     certificate_expires_on: Mapped[dt.date] = mapped_column(Date())
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # The local date the guard left the company (status `left`): staff turnover counts it.
+    left_on: Mapped[dt.date | None] = mapped_column(Date())
 
 
 class PoliceStation(Timestamps, Base):

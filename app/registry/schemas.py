@@ -77,6 +77,8 @@ class GuardUpdate(Input):
     skills: Skills | None = None
     certificate_expires_on: Day | None = None
     status: GuardStatus | None = None
+    # The local date the guard left (status `left`); today when not given.
+    left_on: Day | None = None
 
     _skills = field_validator("skills")(_unique)
 
@@ -90,6 +92,7 @@ class GuardOut(Output):
     skills: list[str]
     certificate_expires_on: dt.date
     status: str
+    left_on: dt.date | None = None
     created_at: UtcDateTime
     updated_at: UtcDateTime
 

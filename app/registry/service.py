@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from app.models.base import Base
 from app.paging import paginate
 from app.realtime.close_codes import CloseCode
 from app.registry import schemas
+from app.supervision.period import local_today
 
 M = TypeVar("M", bound=Base)
 
@@ -161,6 +163,8 @@ async def create_guard(
     )
     now = ctx.clock.now()
     guard = Guard(id=new_id("grd"), created_at=now, updated_at=now, **body.model_dump())
+    if guard.status == "left":
+        guard.left_on = local_today(now, ZoneInfo(ctx.settings.timezone))
     session.add(guard)
     await _flush_unique(session, f"a guard with badge_no '{body.badge_no}'")
     await ctx.events.record(
@@ -221,9 +225,19 @@ async def update_guard(
     body: schemas.GuardUpdate,
 ) -> Guard:
     guard = await get_guard(session, principal, guard_id)
-    required = set(type(body).model_fields) - {"phone"}
-    changes = _patch(guard, body.model_dump(exclude_unset=True), required=required)
+    required = set(type(body).model_fields) - {"phone", "left_on"}
+    fields = body.model_dump(exclude_unset=True)
+    status = fields.get("status", guard.status)
+    if fields.get("left_on") is not None and status != "left":
+        raise Unprocessable("left_on", "only a guard whose status is 'left' has a left_on date")
+    changes = _patch(guard, fields, required=required)
     guard.updated_at = ctx.clock.now()
+    if status == "left" and guard.left_on is None:
+        guard.left_on = local_today(guard.updated_at, ZoneInfo(ctx.settings.timezone))
+        changes["left_on"] = guard.left_on
+    elif status != "left" and guard.left_on is not None:
+        guard.left_on = None  # taken back on: no longer a departure
+        changes["left_on"] = None
     await _flush_unique(session, f"a guard with badge_no '{guard.badge_no}'")
     company = await session.get(SecurityCompany, guard.company_id)
     assert company is not None

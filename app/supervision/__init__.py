@@ -1,0 +1,2 @@
+"""Supervision: response reports, the regulator's view of companies, recognition points and
+police feedback on guards (issue 12)."""
