@@ -531,3 +531,53 @@ async def _intel(harness: Harness, guard_ids: list[str], *, triaged: bool) -> li
 async def _alarms(harness: Harness, account: str, *, cancelled: bool) -> list[Any]:
     response = await harness.get("/api/v1/alarms", params={"account": account})
     return [a for a in response.json()["items"] if (a["cancelled_at"] is not None) == cancelled]
+
+
+async def _company_report(harness: Harness, company_id: str) -> dict[str, Any] | None:
+    """The company's response report once guards arrived ahead of police who took over."""
+    response = await harness.get(
+        "/api/v1/reports/response", params={"group_by": "company", "company_id": company_id}
+    )
+    assert response.status_code == 200, response.text
+    total = response.json()["total"]
+    return total if total["handovers"] >= 1 and total["early_disposals"] >= 1 else None
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_simulated_run_gives_non_trivial_response_reports(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    """Guards accept and arrive, the CAD's police arrive later and take over: the report
+    the supervisors read has every kind of figure in it, from a run, not from fixtures."""
+    company_id, _ = await crew(harness, area, 3)
+    await harness.make_station(area)
+    admin = await harness.user("admin")
+    stop = asyncio.Event()
+    unhurried_police = dataclasses.replace(
+        BRISK, police_delays_s=((0.5, 0.6), (1.0, 1.2), (0.3, 0.4))
+    )
+
+    async def keep_time() -> None:  # the server's clock is manual: let it run as real time
+        while True:
+            await asyncio.sleep(0.05)
+            harness.clock.advance(0.05)
+
+    config = config_for(
+        harness, admin, company_id, area, incidents_per_minute=240.0, cad_share=1.0,
+        police=True, behaviour=unhurried_police, duration_s=None,
+    )  # fmt: skip
+    ticking = asyncio.create_task(keep_time())
+    run = asyncio.create_task(simulate(config, stop, lambda line: None))
+    try:
+        total = await until(
+            lambda: _company_report(harness, company_id), "a handover after guards arrived"
+        )
+    finally:
+        ticking.cancel()
+        stop.set()
+        async with asyncio.timeout(WAIT_S):
+            await run
+    assert total["incidents"] >= 1 and total["accepted"] >= 1
+    assert total["acceptance_rate"] == 1.0  # BRISK guards accept everything
+    assert total["accept_s_p50"] is not None and total["on_scene_s_p50"] is not None
+    assert total["minutes_gained_total"] > 0 and total["escalations"] >= 1

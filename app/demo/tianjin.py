@@ -107,12 +107,14 @@ PRECINCTS: tuple[PrecinctSeed, ...] = (
     )),
 )  # fmt: skip
 
-# (name, licence_no, years until the licence expires)
+# (name, licence_no, days until the licence expires): one renewal is due within the
+# month, so the regulator's view has a warning to show.
 _COMPANIES = (
-    ("Tianjin Baoan Security Service Group Co., Ltd.", "TJ-SEC-2019-0012", 2),
-    ("Jinmen Guardian Security Services Co., Ltd.", "TJ-SEC-2021-0347", 1),
-    ("Haihe Shield Protection & Escort Co., Ltd.", "TJ-SEC-2022-0581", 3),
+    ("Tianjin Baoan Security Service Group Co., Ltd.", "TJ-SEC-2019-0012", 730),
+    ("Jinmen Guardian Security Services Co., Ltd.", "TJ-SEC-2021-0347", 21),
+    ("Haihe Shield Protection & Escort Co., Ltd.", "TJ-SEC-2022-0581", 1095),
 )
+_CERTIFICATES_DUE = 0.03  # share of guards whose certificate expires within the month
 _COMPANY_WEIGHTS = (0.45, 0.35, 0.20)
 
 # Where guards stand: (lat, lon, weight) around malls, stations, campuses and compounds.
@@ -150,10 +152,10 @@ _GIVEN = (
 
 
 def companies(today: dt.date) -> list[CompanySeed]:
-    """The three demo companies, licences valid 1–3 years from `today`."""
+    """The three demo companies; one licence expires within the month."""
     return [
-        CompanySeed(name, licence_no, today + dt.timedelta(days=365 * years))
-        for name, licence_no, years in _COMPANIES
+        CompanySeed(name, licence_no, today + dt.timedelta(days=days))
+        for name, licence_no, days in _COMPANIES
     ]
 
 
@@ -171,7 +173,10 @@ def _guard(rng: random.Random, index: int, today: dt.date) -> GuardSeed:
         badge_no=f"TJ-G-{100_101 + index:06d}",
         phone=f"+86 13{rng.randint(0, 9)} {rng.randint(0, 9999):04d} {rng.randint(0, 9999):04d}",
         skills=tuple(s for s in SKILLS if rng.random() < SKILL_RATES[s]),
-        certificate_expires_on=today + dt.timedelta(days=rng.randint(60, 1095)),
+        certificate_expires_on=today
+        + dt.timedelta(
+            days=rng.randint(5, 28) if rng.random() < _CERTIFICATES_DUE else rng.randint(60, 1095)
+        ),
         lat=lat,
         lon=lon,
     )
