@@ -75,7 +75,9 @@ def upgrade() -> None:
             ["security_companies.id"],
             name=op.f("fk_feedback_company_id_security_companies"),
         ),
-        sa.ForeignKeyConstraint(["guard_id"], ["guards.id"], name=op.f("fk_feedback_guard_id_guards")),
+        sa.ForeignKeyConstraint(
+            ["guard_id"], ["guards.id"], name=op.f("fk_feedback_guard_id_guards")
+        ),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_feedback_incident_id_incidents")
         ),
