@@ -50,10 +50,8 @@ def period_of(
     for field, day in (("from", first), ("to", last)):
         if day is not None and not EARLIEST <= day <= LATEST:
             raise Unprocessable(field, f"must be between {EARLIEST} and {LATEST}")
-    span = dt.timedelta(days=DEFAULT_DAYS - 1)
-    if last is None:
-        last = first + span if first else local_today(now, zone)
-    first = first or last - span
+    last = last or local_today(now, zone)
+    first = first or last - dt.timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise Unprocessable("from", f"{first.isoformat()} is after to ({last.isoformat()})")
     if (last - first).days + 1 > MAX_DAYS:

@@ -20,7 +20,9 @@ def nearest_rank(sorted_values: Sequence[float], percent: int) -> float | None:
 
 def seconds_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[float]:
     if dialect == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        # julianday is a float of days: 30 s comes back as 29.9999982. Milliseconds are
+        # what the stored microseconds can honestly give through it.
+        return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
     return cast(extract("epoch", later - earlier), Float)
 
 
@@ -39,7 +41,7 @@ async def percentiles(
     ranked = select(sub.c.key, sub.c.value, order.label("rn"), count.label("n")).subquery()
     rows = await session.execute(
         select(ranked.c.key, ranked.c.value, ranked.c.rn, ranked.c.n).where(
-            or_(ranked.c.rn == (ranked.c.n + 1) / 2, ranked.c.rn == (9 * ranked.c.n + 9) / 10)
+            or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (9 * ranked.c.n + 9) // 10)
         )
     )
     found: dict[Any, tuple[float, float]] = {}
