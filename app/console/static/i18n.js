@@ -338,6 +338,11 @@ export function setLanguage(next) {
   applyTranslations(document);
 }
 
+// Another module's strings (the reports' own), merged in before the page is translated.
+export function addMessages(more) {
+  for (const language of Object.keys(MESSAGES)) Object.assign(MESSAGES[language], more[language]);
+}
+
 export function t(key, values = {}) {
   const text = MESSAGES[lang][key] ?? MESSAGES.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : ""));

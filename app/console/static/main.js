@@ -10,6 +10,7 @@ import { IntelPanel } from "./intel.js";
 import { LiveMap, legend } from "./map.js";
 import { FieldOverlays } from "./overlays.js";
 import { Queue } from "./queue.js";
+import { mayReadReports, ReportsView } from "./reports.js";
 import { EventStream, PositionFeed } from "./stream.js";
 
 const config = JSON.parse(document.getElementById("console-config").textContent);
@@ -23,6 +24,8 @@ const state = {
   broadcasts: null,
   overlays: null,
   tab: "incidents",
+  view: "dispatch", // or "reports", for roles that may read them
+  reports: null,
   events: null,
   positions: null,
   stations: new Map(),
@@ -78,6 +81,7 @@ async function enter() {
   state.queue ??= new Queue($("queue"), $("queue-count"), (id, open) => showDetail(id, open));
   state.detail ??= new Detail($("detail-region"), { guardName, stationName, act });
   setUpFieldPanels();
+  setUpReports();
   bindFilters();
   bindKeys();
   await loadStatic();
@@ -310,6 +314,7 @@ function bindKeys() {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (document.querySelector("dialog[open]")) return;
     const typing = e.target.closest?.("input, textarea, select");
+    if (state.view === "reports") return reportsKey(e, typing);
     if (e.key === "Escape") {
       if (typing) e.target.blur();
       else if (state.tab !== "incidents") showTab("incidents");
@@ -324,6 +329,11 @@ function bindKeys() {
       return;
     }
     if (typing) return;
+    if (e.key === "r" && state.reports) {
+      e.preventDefault();
+      showView("reports");
+      return;
+    }
     const tabKeys = { 1: "incidents", 2: "intel", 3: "broadcasts" };
     if (tabKeys[e.key]) {
       e.preventDefault();
@@ -399,7 +409,7 @@ function showTab(name) {
     $(tab.getAttribute("aria-controls")).hidden = !on;
   }
   const help = { incidents: "keys.help", intel: "keys.helpIntel", broadcasts: "keys.helpBroadcasts" }[name];
-  document.querySelector(".keys-help").textContent = t(help);
+  document.querySelector(".keys-help").textContent = t(help) + (state.reports ? t("keys.toReports") : "");
   document.querySelector(".map-hint").textContent = t(name === "broadcasts" ? "broadcast.hint" : "create.hint");
   document.body.classList.toggle("can-create", name === "broadcasts" ? mayBroadcast() : api.may("incidents:write"));
   if (name !== "intel") state.overlays?.showIntel(null);
@@ -421,6 +431,46 @@ function fieldKey(e) {
   }
 }
 
+// Reports swap in for the map and lists (r, or the buttons in the top bar).
+function setUpReports() {
+  if (state.reports || !mayReadReports()) return;
+  state.reports = new ReportsView($("reports-view"), {
+    onIncident: (id) => {
+      showView("dispatch");
+      state.queue.select(id, true);
+    },
+  });
+  $("views").hidden = false;
+  for (const button of $("views").querySelectorAll("button")) button.onclick = () => showView(button.dataset.view);
+  showTab(state.tab); // the key help now mentions r
+}
+
+function showView(name) {
+  state.view = name;
+  $("console").hidden = name !== "dispatch";
+  $("reports-view").hidden = name !== "reports";
+  for (const button of $("views").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", button.dataset.view === name ? "true" : "false");
+  }
+  if (name === "reports") {
+    document.querySelector(".keys-help").textContent = t("keys.helpReports");
+    state.reports.show();
+  } else {
+    state.map.map.invalidateSize(); // it was measured while hidden
+    showTab(state.tab);
+  }
+}
+
+function reportsKey(e, typing) {
+  if (typing) {
+    if (e.key === "Escape") e.target.blur();
+    return;
+  }
+  if (e.key === "r") showView("dispatch");
+  else if (!state.reports.key(e)) return;
+  e.preventDefault();
+}
+
 async function broadcastSent(broadcast) {
   await state.broadcasts.load();
   state.broadcasts.select(broadcast.id);
@@ -440,7 +490,9 @@ function rerender() {
   state.detail?.render();
   state.intel?.render();
   state.broadcasts?.render();
+  state.reports?.render();
   showTab(state.tab);
+  if (state.view === "reports") showView("reports");
   if (state.map) legend($("legend"));
   if (api.me()) $("who").textContent = t("who.signedIn", { name: api.me().name, role: term("role", api.me().role) });
   const pill = $("live");
