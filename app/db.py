@@ -55,6 +55,12 @@ class Database:
                 url, echo=echo, async_creator=partial(_InlineSQLite.open, path)
             )
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms)
+            # Long reads (reports) run on aiosqlite's own worker thread: sqlite3 lets go of
+            # the GIL while it steps, so dispatch goes on during a seconds-long aggregation.
+            self.long_read_engine = create_async_engine(url, echo=echo)
+            _configure_sqlite(
+                self.long_read_engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms
+            )
         else:
             connect_args = {
                 "timeout": connect_timeout_s,
@@ -72,6 +78,7 @@ class Database:
                 pool_timeout=pool_timeout_s,
                 connect_args=connect_args,
             )
+            self.long_read_engine = self.engine
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Serial writers queue here, in process, without holding a connection. On SQLite
         # every writer does (one process owns the file; SQLite's busy handler sleeps
@@ -135,6 +142,25 @@ class Database:
             if exclusive:
                 self._writer.release()
 
+    @contextlib.asynccontextmanager
+    async def long_read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session for an aggregation that takes seconds. On SQLite it runs
+        off the event loop's thread (a `transaction()` would hold the loop throughout);
+        on PostgreSQL it is `transaction(readonly=True)`."""
+        if not self.is_sqlite:
+            async with self.transaction(readonly=True) as session:
+                yield session
+            return
+        session = AsyncSession(self.long_read_engine, expire_on_commit=False)
+        try:
+            await session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            yield session
+        except BaseException as error:
+            await _abandon(session, error)
+            raise
+        finally:
+            await session.close()
+
     async def _writer_turn(self) -> None:
         """Wait for the writer lock, but no longer than for a pooled connection: behind a
         hung transaction every writer would otherwise queue for its full timeout in turn."""
@@ -151,6 +177,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.long_read_engine is not self.engine:
+            await self.long_read_engine.dispose()
 
 
 async def _abandon(session: AsyncSession, error: BaseException) -> None:

@@ -33,10 +33,17 @@ async def _read_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _long_read_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.db.long_read() as session:
+        yield session
+
+
 # scope="function": the transaction commits before the response is sent, so a 201
 # means the row is durable.
 SessionDep = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+# Reports: seconds of aggregation, off the event loop's thread on SQLite (Database.long_read).
+LongReadSessionDep = Annotated[AsyncSession, Depends(_long_read_session, scope="function")]
 
 
 def bearer_token(authorization: str | None) -> str | None:

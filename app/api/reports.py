@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import Allow, CtxDep, ReadSessionDep
+from app.api.deps import Allow, CtxDep, LongReadSessionDep
 from app.auth.principal import Principal
 from app.errors import Forbidden
 from app.supervision import companies, ledger, response
@@ -83,7 +83,7 @@ def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
 async def response_report(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
-    session: ReadSessionDep,
+    session: LongReadSessionDep,
     ctx: CtxDep,
     period: PeriodDep,
     group_by: GroupBy = "station",
@@ -118,7 +118,7 @@ async def response_report(
 @router.get("/response/distribution", response_model=Distribution)
 async def response_distribution(
     principal: Annotated[Principal, Depends(READ)],
-    session: ReadSessionDep,
+    session: LongReadSessionDep,
     period: PeriodDep,
     measure: Measure = "on_scene_s",
     company_id: Id = None,
@@ -140,7 +140,7 @@ async def response_distribution(
 @router.get("/companies", response_model=CompaniesReport)
 async def companies_report(
     principal: Annotated[Principal, Depends(READ)],
-    session: ReadSessionDep,
+    session: LongReadSessionDep,
     ctx: CtxDep,
     period: PeriodDep,
 ) -> object:
@@ -156,7 +156,7 @@ async def companies_report(
 @router.get("/leaderboard", response_model=Leaderboard)
 async def leaderboard(
     principal: Annotated[Principal, Depends(READ)],
-    session: ReadSessionDep,
+    session: LongReadSessionDep,
     period: PeriodDep,
     company_id: Id = None,
     station_id: Id = None,

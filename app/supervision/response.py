@@ -37,7 +37,7 @@ from app.models import (
 )
 from app.models.status import OfferOutcome
 from app.supervision.period import Period
-from app.supervision.stats import percentiles, seconds_between
+from app.supervision.stats import TOTAL, percentiles, seconds_between, settle_for_reports
 
 GROUPS = ("guard", "company", "station", "day")
 MEASURES = {"accept_s": "s", "on_scene_s": "s", "minutes_gained": "min"}
@@ -61,6 +61,13 @@ FIELDS = (
     "handovers",
 )
 NO_STATION = "No station"
+NO_STATION_KEY = ""  # in the queries; `null` in the report
+_OUTCOMES = (
+    ("accepted", OfferOutcome.ACCEPTED),
+    ("declined", OfferOutcome.DECLINED),
+    ("expired", OfferOutcome.EXPIRED),
+)
+TOTAL_KEY: ColumnElement[str] = literal_column(f"'{TOTAL}'")
 
 
 @dataclass(frozen=True)
@@ -79,17 +86,16 @@ class Scope:
         return self.group_by in ("guard", "company") or bool(self.company_id or self.guard_id)
 
     @property
-    def needs_guard(self) -> bool:
-        return self.by_participation
+    def needs_company(self) -> bool:
+        return self.group_by == "company" or self.company_id is not None
 
 
 class _Sources:
     """The rows a report reads, each with the row's key: offers, assignments, incidents."""
 
-    def __init__(self, scope: Scope, dialect: str, *, total: bool) -> None:
+    def __init__(self, scope: Scope, dialect: str) -> None:
         self.scope = scope
         self.dialect = dialect
-        self.key: ColumnElement[Any] = null() if total else _key(scope)
 
     def _where(self, stmt: Select[Any], guard_column: Any | None) -> Select[Any]:
         scope = self.scope
@@ -100,17 +106,18 @@ class _Sources:
         )
         if scope.station_id:
             stmt = stmt.where(Incident.station_id == scope.station_id)
-        if guard_column is not None and scope.needs_guard:
-            stmt = stmt.join(Guard, Guard.id == guard_column)
+        if guard_column is not None and scope.by_participation:
+            if scope.needs_company:
+                stmt = stmt.join(Guard, Guard.id == guard_column)
             if scope.company_id:
                 stmt = stmt.where(Guard.company_id == scope.company_id)
             if scope.guard_id:
-                stmt = stmt.where(Guard.id == scope.guard_id)
+                stmt = stmt.where(guard_column == scope.guard_id)
         return stmt
 
     def offers(self) -> Subquery:
         stmt = select(
-            self.key.label("key"),
+            _key(self.scope, Offer.guard_id).label("key"),
             Offer.incident_id.label("iid"),
             Offer.outcome,
             Offer.offered_at,
@@ -120,7 +127,7 @@ class _Sources:
 
     def assignments(self) -> Subquery:
         stmt = select(
-            self.key.label("key"),
+            _key(self.scope, Assignment.guard_id).label("key"),
             Assignment.incident_id.label("iid"),
             Assignment.on_scene_at,
             Assignment.source,
@@ -129,46 +136,37 @@ class _Sources:
         return self._where(stmt, Assignment.guard_id).subquery("a")
 
     def incidents(self) -> Subquery:
-        stmt = select(self.key.label("key"), Incident.id.label("iid"))
+        stmt = select(_key(self.scope, None).label("key"), Incident.id.label("iid"))
         return self._where(stmt, None).subquery("i")
 
-    def facts(self) -> Subquery:
+    def facts(self) -> Select[Any]:
         """One row per (key, incident): offer counts, worked (a guard of the row assigned)
         and the row's first guard on scene."""
         o, a = self.offers(), self.assignments()
         outcome = {
-            name: func.sum(case((o.c.outcome == value, 1), else_=0)).label(name)
-            for name, value in (
-                ("accepted", OfferOutcome.ACCEPTED),
-                ("declined", OfferOutcome.DECLINED),
-                ("expired", OfferOutcome.EXPIRED),
-            )
+            name: func.sum(_flag(o.c.outcome == value)).label(name) for name, value in _OUTCOMES
         }
         if self.scope.by_participation:
             zero: ColumnElement[int] = literal_column("0")
             one: ColumnElement[int] = literal_column("1")
+            # Rows, not groups, on each side: one grouping of the union does it all.
             offered = select(
-                o.c.key, o.c.iid, func.count().label("offers"), *outcome.values(),
+                o.c.key, o.c.iid, one.label("offers"),
+                *(_flag(o.c.outcome == value).label(name) for name, value in _OUTCOMES),
                 zero.label("worked"), null().label("first"),
-            ).group_by(o.c.key, o.c.iid)  # fmt: skip
-            assigned = select(
-                a.c.key, a.c.iid, zero, zero, zero, zero, one, func.min(a.c.on_scene_at)
-            ).group_by(a.c.key, a.c.iid)
+            )  # fmt: skip
+            assigned = select(a.c.key, a.c.iid, zero, zero, zero, zero, one, a.c.on_scene_at)
             u = union_all(offered, assigned).subquery("u")
-            return (
-                select(
-                    u.c.key,
-                    u.c.iid,
-                    func.sum(u.c.offers).label("offers"),
-                    func.sum(u.c.accepted).label("accepted"),
-                    func.sum(u.c.declined).label("declined"),
-                    func.sum(u.c.expired).label("expired"),
-                    func.max(u.c.worked).label("worked"),
-                    func.min(u.c.first).label("first"),
-                )
-                .group_by(u.c.key, u.c.iid)
-                .subquery("f")
-            )
+            return select(
+                u.c.key,
+                u.c.iid,
+                func.sum(u.c.offers).label("offers"),
+                func.sum(u.c.accepted).label("accepted"),
+                func.sum(u.c.declined).label("declined"),
+                func.sum(u.c.expired).label("expired"),
+                func.max(u.c.worked).label("worked"),
+                func.min(u.c.first).label("first"),
+            ).group_by(u.c.key, u.c.iid)
         i = self.incidents()
         per_offer = select(o.c.iid, func.count().label("offers"), *outcome.values()).group_by(
             o.c.iid
@@ -192,12 +190,25 @@ class _Sources:
             )
             .outerjoin(po, po.c.iid == i.c.iid)
             .outerjoin(pa, pa.c.iid == i.c.iid)
-            .subquery("f")
         )
 
-    def outcomes(self) -> tuple[Select[Any], Select[Any]]:
-        """The per-key summary, and the minutes-gained samples (key, value)."""
-        f = self.facts()
+    def _judged(self) -> Select[Any]:
+        """Per (key, incident) and per incident under TOTAL_KEY: the facts with the
+        incident's resolution, police arrival and handover, and the seconds gained."""
+        fk = self.facts().cte("fk")
+        f = union_all(
+            select(fk),
+            select(
+                TOTAL_KEY,
+                fk.c.iid,
+                func.sum(fk.c.offers),
+                func.sum(fk.c.accepted),
+                func.sum(fk.c.declined),
+                func.sum(fk.c.expired),
+                func.max(fk.c.worked),
+                func.min(fk.c.first),
+            ).group_by(fk.c.iid),
+        ).subquery("f")
         police = (
             select(
                 Escalation.incident_id.label("iid"),
@@ -210,40 +221,75 @@ class _Sources:
         worked = f.c.worked == 1
         lead = seconds_between(self.dialect, police.c.police_at, f.c.first)
         both = and_(worked, f.c.first.is_not(None), police.c.police_at.is_not(None))
-        gained = case((both, case((lead > 0, lead), else_=0.0)), else_=None)
         early = and_(
             worked,
             Incident.resolved_at.is_not(None),
             f.c.first.is_not(None),
             (police.c.police_at.is_(None)) | (f.c.first < police.c.police_at),
         )
-
-        def joined(stmt: Select[Any]) -> Select[Any]:
-            return (
-                stmt.select_from(f)
-                .join(Incident, Incident.id == f.c.iid)
-                .outerjoin(police, police.c.iid == f.c.iid)
-            )
-
-        def flag(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-            return func.sum(case((condition, 1), else_=0))
-
-        summary = joined(
+        return (
             select(
                 f.c.key,
-                func.count().label("incidents"),
-                func.sum(f.c.offers).label("offers"),
-                func.sum(f.c.accepted).label("accepted"),
-                func.sum(f.c.declined).label("declines"),
-                func.sum(f.c.expired).label("expiries"),
-                flag(early).label("early_disposals"),
-                flag(and_(worked, police.c.iid.is_not(None))).label("escalations"),
-                flag(and_(worked, police.c.handed_at.is_not(None))).label("handovers"),
-                func.sum(gained).label("gained_s"),
+                f.c.offers,
+                f.c.accepted,
+                f.c.declined,
+                f.c.expired,
+                _flag(early).label("early"),
+                _flag(and_(worked, police.c.iid.is_not(None))).label("escalated"),
+                _flag(and_(worked, police.c.handed_at.is_not(None))).label("handed"),
+                case((both, case((lead > 0, lead), else_=0.0)), else_=None).label("gained"),
             )
-        ).group_by(f.c.key)
-        minutes = joined(select(f.c.key, (gained / 60.0).label("value"))).where(both)
-        return summary, minutes
+            .select_from(f)
+            .join(Incident, Incident.id == f.c.iid)
+            .outerjoin(police, police.c.iid == f.c.iid)
+        )
+
+    def outcomes(self) -> Select[Any]:
+        """The per-key summary and the total (under TOTAL_KEY), minutes gained's median
+        with them: one statement, the facts built once. Only the incidents with minutes
+        gained are ranked (a sort of a few, not of every row)."""
+        x = self._judged().cte("x")
+        summary = (
+            select(
+                x.c.key,
+                func.count().label("incidents"),
+                func.sum(x.c.offers).label("offers"),
+                func.sum(x.c.accepted).label("accepted"),
+                func.sum(x.c.declined).label("declines"),
+                func.sum(x.c.expired).label("expiries"),
+                func.sum(x.c.early).label("early_disposals"),
+                func.sum(x.c.escalated).label("escalations"),
+                func.sum(x.c.handed).label("handovers"),
+                func.sum(x.c.gained).label("gained_s"),
+            )
+            .group_by(x.c.key)
+            .subquery("summary")
+        )
+        ranked = (
+            select(
+                x.c.key,
+                x.c.gained,
+                func.row_number().over(partition_by=x.c.key, order_by=x.c.gained).label("rn"),
+                func.count().over(partition_by=x.c.key).label("n"),
+            )
+            .where(x.c.gained.is_not(None))
+            .subquery("ranked")
+        )
+        median = (
+            select(ranked.c.key, ranked.c.gained.label("gained_p50_s"))
+            .where(ranked.c.rn == (ranked.c.n + 1) // 2)
+            .subquery("median")
+        )
+        # Keys are never null (see _key), so this is an equality join SQLite can index.
+        return select(summary, median.c.gained_p50_s).outerjoin(
+            median, median.c.key == summary.c.key
+        )
+
+    def minutes_samples(self) -> Select[Any]:
+        x = self._judged().subquery("x")
+        return select(x.c.key, (x.c.gained / 60.0).label("value")).where(
+            x.c.gained.is_not(None), x.c.key == TOTAL_KEY
+        )
 
     def accept_samples(self) -> Select[Any]:
         o = self.offers()
@@ -262,16 +308,17 @@ class _Sources:
             return self.accept_samples()
         if measure == "on_scene_s":
             return self.on_scene_samples()
-        return self.outcomes()[1]
+        return self.minutes_samples()
 
 
-def _key(scope: Scope) -> Any:
+def _key(scope: Scope, guard_column: Any) -> Any:
+    """The row a source row belongs to; a guard's own id is on the offer or assignment."""
     if scope.group_by == "guard":
-        return Guard.id
+        return guard_column
     if scope.group_by == "company":
         return Guard.company_id
     if scope.group_by == "station":
-        return Incident.station_id
+        return func.coalesce(Incident.station_id, NO_STATION_KEY)
     return _day_of(scope.period)
 
 
@@ -287,26 +334,26 @@ def _day_of(period: Period) -> ColumnElement[Any]:
     return case(*whens, else_=last) if whens else literal_column(f"'{last}'")
 
 
-async def _figures(
-    session: AsyncSession, scope: Scope, *, total: bool
-) -> dict[Any, dict[str, Any]]:
-    sources = _Sources(scope, session.get_bind().dialect.name, total=total)
-    summary, minutes = sources.outcomes()
+async def _figures(session: AsyncSession, scope: Scope) -> dict[Any, dict[str, Any]]:
+    """Rows by key, and the total under TOTAL_KEY: three statements."""
+    sources = _Sources(scope, session.get_bind().dialect.name)
     accept = await percentiles(session, sources.accept_samples())
     on_scene = await percentiles(session, sources.on_scene_samples())
-    gained = await percentiles(session, minutes)
     rows: dict[Any, dict[str, Any]] = {}
-    for found in (await session.execute(summary)).mappings():
+    for found in (await session.execute(sources.outcomes())).mappings():
         key = found["key"]
-        rows[key] = _row(dict(found), accept.get(key), on_scene.get(key), gained.get(key))
+        rows[key] = _row(dict(found), accept.get(key), on_scene.get(key))
     return rows
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
 
 
 def _row(
     found: dict[str, Any],
     accept: tuple[float, float] | None,
     on_scene: tuple[float, float] | None,
-    gained: tuple[float, float] | None,
 ) -> dict[str, Any]:
     accepted, declines, expiries = (
         int(found.get(k) or 0) for k in ("accepted", "declines", "expiries")
@@ -324,7 +371,7 @@ def _row(
         "on_scene_s_p50": _tenth(on_scene, 0),
         "on_scene_s_p90": _tenth(on_scene, 1),
         "early_disposals": int(found.get("early_disposals") or 0),
-        "minutes_gained_p50": None if gained is None else round(gained[0], 2),
+        "minutes_gained_p50": _minutes(found.get("gained_p50_s")),
         "minutes_gained_total": round(float(found.get("gained_s") or 0) / 60.0, 2),
         "escalations": int(found.get("escalations") or 0),
         "handovers": int(found.get("handovers") or 0),
@@ -335,22 +382,27 @@ def _tenth(pair: tuple[float, float] | None, index: int) -> float | None:
     return None if pair is None else round(pair[index], 1)
 
 
-EMPTY = _row({}, None, None, None)
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60.0, 2)
+
+
+EMPTY = _row({}, None, None)
 
 
 async def response_report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """`{"items": [row…], "total": row}`; rows have FIELDS, in that order."""
-    grouped = await _figures(session, scope, total=False)
-    total = (await _figures(session, scope, total=True)).get(None, EMPTY)
+    await settle_for_reports(session)
+    grouped = await _figures(session, scope)
+    total = grouped.pop(TOTAL, EMPTY)
     if scope.group_by == "day":
         items = [
             {"key": day.isoformat(), "name": day.isoformat(), **grouped.get(day.isoformat(), EMPTY)}
             for day in scope.period.days
         ]
     else:
-        names = await _names(session, scope.group_by, [k for k in grouped if k is not None])
+        names = await _names(session, scope.group_by, [k for k in grouped if k])
         items = [
-            {"key": key, "name": names.get(key, key) if key else NO_STATION, **figures}
+            {"key": key or None, "name": names.get(key, key) if key else NO_STATION, **figures}
             for key, figures in grouped.items()
         ]
         items.sort(key=lambda row: (row["name"] or "", row["key"] or ""))
@@ -373,9 +425,10 @@ BUCKETS = {
 
 async def distribution(session: AsyncSession, scope: Scope, measure: str) -> dict[str, Any]:
     """How the measure's samples fall into fixed buckets (lower inclusive, upper exclusive)."""
+    await settle_for_reports(session)
     unit = MEASURES[measure]
     edges = BUCKETS[unit]
-    sources = _Sources(scope, session.get_bind().dialect.name, total=True)
+    sources = _Sources(scope, session.get_bind().dialect.name)
     sub = sources.samples(measure).subquery()
     bucket = case(
         *[(sub.c.value < upper, index) for index, upper in enumerate(edges[1:])],
