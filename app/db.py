@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "after_commit"
 SERIAL = "serial"
+LONG_READ_TIMEOUT_S = 60
 EVENT_ORDER_LOCK = 0x6469_7370  # "disp": the advisory lock that orders event writers
 
 
@@ -57,10 +58,11 @@ class Database:
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms)
             # Long reads (reports) run on aiosqlite's own worker thread: sqlite3 lets go of
             # the GIL while it steps, so dispatch goes on during a seconds-long aggregation.
-            self.long_read_engine = create_async_engine(url, echo=echo)
+            self.long_read_engine = create_async_engine(f"sqlite+aiosqlite:///{path}", echo=echo)
             _configure_sqlite(
                 self.long_read_engine.sync_engine, sqlite_synchronous, sqlite_busy_timeout_ms
             )
+            _read_only(self.long_read_engine.sync_engine)
         else:
             connect_args = {
                 "timeout": connect_timeout_s,
@@ -78,7 +80,17 @@ class Database:
                 pool_timeout=pool_timeout_s,
                 connect_args=connect_args,
             )
-            self.long_read_engine = self.engine
+            # Its own few connections, with time for a report (the server's limit is set per
+            # transaction; this is the client's, which would otherwise cut it at 6 s).
+            self.long_read_engine = create_async_engine(
+                url,
+                echo=echo,
+                pool_size=2,
+                max_overflow=2,
+                pool_pre_ping=True,
+                pool_timeout=pool_timeout_s,
+                connect_args={**connect_args, "command_timeout": LONG_READ_TIMEOUT_S + 5.0},
+            )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Serial writers queue here, in process, without holding a connection. On SQLite
         # every writer does (one process owns the file; SQLite's busy handler sleeps
@@ -146,14 +158,15 @@ class Database:
     async def long_read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session for an aggregation that takes seconds. On SQLite it runs
         off the event loop's thread (a `transaction()` would hold the loop throughout);
-        on PostgreSQL it is `transaction(readonly=True)`."""
-        if not self.is_sqlite:
-            async with self.transaction(readonly=True) as session:
-                yield session
-            return
+        on PostgreSQL on connections of its own, with LONG_READ_TIMEOUT_S to finish."""
         session = AsyncSession(self.long_read_engine, expire_on_commit=False)
         try:
-            await session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            if self.is_sqlite:
+                await session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            else:
+                await session.execute(
+                    text(f"SET LOCAL statement_timeout = '{LONG_READ_TIMEOUT_S}s'")
+                )
             yield session
         except BaseException as error:
             await _abandon(session, error)
@@ -177,8 +190,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.long_read_engine is not self.engine:
-            await self.long_read_engine.dispose()
+        await self.long_read_engine.dispose()
 
 
 async def _abandon(session: AsyncSession, error: BaseException) -> None:
@@ -282,6 +294,15 @@ class _RunNow:
         else:
             if future is not None:
                 future.set_result(result)
+
+
+def _read_only(sync_engine: Any) -> None:
+    """Long reads never write: SQLite refuses it, so none can take the write lock behind
+    the in-process writer queue."""
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA query_only=ON")
 
 
 def _configure_sqlite(sync_engine: Any, synchronous: str, busy_timeout_ms: int) -> None:

@@ -163,6 +163,84 @@ async def test_drills_earn_no_points(harness: Harness, area: tuple[float, float]
     assert rules(await ledger(harness, phone)) == []
 
 
+async def test_a_drill_commendation_counts_nowhere(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    company = await harness.make_company()
+    phone = await guard_at(harness, offset(area, north_m=50), company["id"])
+    drill = await harness.make_incident(area, category="theft", priority=3, exercise=True)
+    await accept(phone)
+    praised = await harness.post(
+        f"/api/v1/incidents/{drill['id']}/commendations",
+        {"guard_id": phone.id, "text": "textbook drill"},
+        role="supervisor",
+    )
+    assert praised.status_code == 201, praised.text
+    companies = await harness.get("/api/v1/reports/companies")
+    [row] = [c for c in companies.json()["items"] if c["id"] == company["id"]]
+    assert (row["commendations"], row["points"]) == (0, 0)
+    assert rules(await ledger(harness, phone)) == []
+
+
+async def test_a_report_with_nothing_to_rank_has_null_percentiles(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    """No acceptance and nobody on scene: every percentile is null, never an error."""
+    station = await harness.make_station(area)
+    phone = await guard_at(harness, offset(area, north_m=50))
+    incident = await harness.make_incident(area, category="theft", priority=3)
+    offer = await phone.expect("offer")
+    await phone.send({"type": "offer.decline", "offer_id": offer["offer_id"]})
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            detail = (await harness.get(f"/api/v1/incidents/{incident['id']}")).json()
+            if [o["outcome"] for o in detail["offers"]] == ["declined"]:
+                break
+            await asyncio.sleep(0.02)
+    for group_by in ("station", "guard", "day"):
+        found = await harness.get(
+            "/api/v1/reports/response",
+            params={"group_by": group_by, "station_id": station["id"]},
+        )
+        assert found.status_code == 200, found.text
+        total = found.json()["total"]
+        assert (total["incidents"], total["declines"], total["acceptance_rate"]) == (1, 1, 0.0)
+        assert total["accept_s_p50"] is None and total["on_scene_s_p90"] is None
+        assert total["minutes_gained_p50"] is None and total["minutes_gained_total"] == 0
+
+
+async def test_a_station_scoped_key_sees_points_earned_at_its_station_only(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    await harness.make_station(area)
+    elsewhere = await harness.make_station((area[0] + 0.5, area[1]))
+    phone = await guard_at(harness, offset(area, north_m=50))
+    await harness.make_incident(area, category="theft", priority=3)
+    await arrive(phone, await accept(phone))
+    assert (await ledger(harness, phone))["total"] == 4
+    key = await harness.api_key(["reports:read", "registry:read"], station_id=elsewhere["id"])
+    theirs = await harness.client.get(
+        f"/api/v1/guards/{phone.id}/points", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert theirs.status_code == 200, theirs.text
+    assert (theirs.json()["total"], theirs.json()["items"]) == (0, [])
+
+
+async def test_names_a_spreadsheet_would_run_are_quoted_in_csv(
+    harness: Harness, area: tuple[float, float]
+) -> None:
+    company = await harness.make_company(name='=HYPERLINK("http://evil.example","x")')
+    phone = await guard_at(harness, offset(area, north_m=50), company["id"])
+    await harness.make_incident(area, category="theft", priority=3)
+    await accept(phone)
+    csv = await harness.get(
+        "/api/v1/reports/response",
+        params={"group_by": "company", "company_id": company["id"], "format": "csv"},
+    )
+    assert csv.status_code == 200, csv.text
+    assert "\n" + company["id"] + ",\"'=HYPERLINK(" in csv.text.replace("\r\n", "\n")
+
+
 async def test_useful_intel_earns_points_once_per_report(
     harness: Harness, area: tuple[float, float]
 ) -> None:

@@ -78,13 +78,10 @@ def test_expiry_warns_at_the_most_urgent_threshold_reached() -> None:
     ]
 
 
-def test_only_the_first_guard_on_scene_scores_and_not_from_their_own_report() -> None:
-    assert points.on_scene("g", "i", 1, first=True, own_report=False) == [
-        points.Award("g", "first_on_scene_p1", "i")
-    ]
-    assert points.on_scene("g", "i", 3, first=True, own_report=False)[0].rule == "first_on_scene"
-    assert points.on_scene("g", "i", 1, first=False, own_report=False) == []
-    assert points.on_scene("g", "i", 1, first=True, own_report=True) == []
+def test_only_the_first_guard_on_scene_scores() -> None:
+    assert points.on_scene("g", "i", 1, first=True) == [points.Award("g", "first_on_scene_p1", "i")]
+    assert points.on_scene("g", "i", 3, first=True)[0].rule == "first_on_scene"
+    assert points.on_scene("g", "i", 1, first=False) == []
 
 
 def test_a_no_show_is_the_guards_own_doing_after_accepting() -> None:

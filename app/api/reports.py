@@ -66,12 +66,22 @@ def _wants_csv(request: Request, format: str | None) -> bool:
     return CSV_TYPE in request.headers.get("accept", "")
 
 
+def _cell(value: object) -> object:
+    """Empty for null; a name a spreadsheet would run as a formula is quoted (OWASP CSV
+    injection: =, +, -, @, tab, carriage return)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(response.FIELDS)
     for row in rows:
-        writer.writerow(["" if row[field] is None else row[field] for field in response.FIELDS])
+        writer.writerow([_cell(row[field]) for field in response.FIELDS])
     return Response(
         out.getvalue(),
         media_type=f"{CSV_TYPE}; charset=utf-8",
@@ -148,7 +158,11 @@ async def companies_report(
     commendations and complaints, points — per company."""
     today = local_today(ctx.clock.now(), period.zone)
     items = await companies.companies_report(
-        session, period, today, company_id=own_company(principal, None)
+        session,
+        period,
+        today,
+        company_id=own_company(principal, None),
+        station_id=own_station(principal, None),
     )
     return {"from": period.first, "to": period.last, "today": today, "items": items}
 

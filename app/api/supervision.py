@@ -97,4 +97,6 @@ async def guard_points(
     """The guard's recognition ledger in the period, newest first, with the all-time total
     and the period's."""
     guard = await get_guard(session, principal, guard_id)
-    return await ledger.guard_points(session, guard.id, period, cursor, limit)
+    return await ledger.guard_points(
+        session, guard.id, period, cursor, limit, station_id=principal.station_id
+    )

@@ -235,7 +235,7 @@ async def update_guard(
     if status == "left" and guard.left_on is None:
         guard.left_on = local_today(guard.updated_at, ZoneInfo(ctx.settings.timezone))
         changes["left_on"] = guard.left_on
-    elif status != "left" and guard.left_on is not None:
+    elif status == "active" and guard.left_on is not None:
         guard.left_on = None  # taken back on: no longer a departure
         changes["left_on"] = None
     await _flush_unique(session, f"a guard with badge_no '{guard.badge_no}'")

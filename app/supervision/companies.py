@@ -6,18 +6,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Feedback, Guard, PointAward, SecurityCompany
+from app.models import Feedback, Guard, Incident, PointAward, SecurityCompany
 from app.supervision import response
 from app.supervision.expiry import WARN_DAYS, licence_state
 from app.supervision.period import Period
 
 
 async def companies_report(
-    session: AsyncSession, period: Period, today: dt.date, *, company_id: str | None
+    session: AsyncSession,
+    period: Period,
+    today: dt.date,
+    *,
+    company_id: str | None,
+    station_id: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Per company; a station-scoped caller's KPIs, feedback and points are their
+    station's incidents' only."""
     stmt = select(SecurityCompany).order_by(SecurityCompany.name, SecurityCompany.id)
     if company_id:
         stmt = stmt.where(SecurityCompany.id == company_id)
@@ -43,14 +50,17 @@ async def companies_report(
     at_start = await _count(session, *_employed_on(period, period.first))
     at_end = await _count(session, *_employed_on(period, period.last))
     departures = await _count(session, Guard.left_on >= period.first, Guard.left_on <= period.last)
-    kpis = await response.response_report(session, response.Scope(period, "company"))
+    kpis = await response.response_report(
+        session, response.Scope(period, "company", station_id=station_id)
+    )
     kpi_rows = {row["key"]: row for row in kpis["items"]}
-    said = await _feedback(session, period)
+    said = await _feedback(session, period, station_id)
     earned = {
         company_id: int(total or 0)
         for company_id, total in await session.execute(
             select(PointAward.company_id, func.sum(PointAward.points))
             .where(PointAward.at >= period.start, PointAward.at < period.end)
+            .where(PointAward.station_id == station_id if station_id else true())
             .group_by(PointAward.company_id)
         )
     }
@@ -91,9 +101,11 @@ async def companies_report(
 
 
 def _employed_on(period: Period, day: dt.date) -> list[ColumnElement[bool]]:
-    """On the company's books that day: joined by its end and not yet left."""
+    """On the company's books that day: joined by its end and not yet left (a guard who
+    left before `left_on` was kept has no date: gone, whenever it was)."""
     joined = Guard.created_at < period.day_start(day + dt.timedelta(days=1))
-    return [joined, or_(Guard.left_on.is_(None), Guard.left_on > day)]
+    stayed = and_(Guard.left_on.is_(None), Guard.status != "left")
+    return [joined, or_(stayed, Guard.left_on > day)]
 
 
 async def _count(session: AsyncSession, *conditions: ColumnElement[bool]) -> dict[str, int]:
@@ -103,10 +115,20 @@ async def _count(session: AsyncSession, *conditions: ColumnElement[bool]) -> dic
     return {company_id: int(n) for company_id, n in rows}
 
 
-async def _feedback(session: AsyncSession, period: Period) -> dict[tuple[str, str], int]:
-    rows = await session.execute(
+async def _feedback(
+    session: AsyncSession, period: Period, station_id: str | None
+) -> dict[tuple[str, str], int]:
+    """Commendations and complaints in the period; drills never count."""
+    stmt = (
         select(Feedback.company_id, Feedback.kind, func.count())
-        .where(Feedback.created_at >= period.start, Feedback.created_at < period.end)
+        .join(Incident, Incident.id == Feedback.incident_id)
+        .where(
+            Feedback.created_at >= period.start,
+            Feedback.created_at < period.end,
+            Incident.exercise.is_(False),
+        )
         .group_by(Feedback.company_id, Feedback.kind)
     )
-    return {(company_id, kind): int(n) for company_id, kind, n in rows}
+    if station_id:
+        stmt = stmt.where(Incident.station_id == station_id)
+    return {(company_id, kind): int(n) for company_id, kind, n in await session.execute(stmt)}

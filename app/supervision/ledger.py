@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, and_, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,31 +74,24 @@ class PointsLedger:
             await session.execute(_AWARD[session.get_bind().dialect.name], rows)
 
 
-async def _incident(session: AsyncSession, event: Event) -> Incident:
-    incident = await session.get(Incident, event.incident_id)
-    assert incident is not None, event.incident_id
-    return incident
-
-
 async def _on_scene(session: AsyncSession, event: Event) -> tuple[list[points.Award], str | None]:
-    incident = await _incident(session, event)
-    assignment_id = event.data["assignment_id"]
-    mine = await session.get(Assignment, assignment_id)
+    incident = await session.get(Incident, event.incident_id)
+    if incident is None:
+        return [], None
+    # A guard who reported the incident starts on scene: reporting is not responding, so
+    # the first guard to answer the call is still the first on scene.
     others = await session.scalar(
         select(func.count())
         .select_from(Assignment)
         .where(
             Assignment.incident_id == incident.id,
-            Assignment.id != assignment_id,
+            Assignment.id != event.data["assignment_id"],
             Assignment.on_scene_at.is_not(None),
+            Assignment.source != "report",
         )
     )
     awards = points.on_scene(
-        event.data["guard_id"],
-        incident.id,
-        incident.priority,
-        first=not others,
-        own_report=mine is not None and mine.source == "report",
+        event.data["guard_id"], incident.id, incident.priority, first=not others
     )
     return awards, incident.station_id
 
@@ -106,7 +99,9 @@ async def _on_scene(session: AsyncSession, event: Event) -> tuple[list[points.Aw
 async def _handed_over(
     session: AsyncSession, event: Event
 ) -> tuple[list[points.Award], str | None]:
-    incident = await _incident(session, event)
+    incident = await session.get(Incident, event.incident_id)
+    if incident is None:
+        return [], None
     on_scene = await session.scalars(
         select(Assignment.guard_id).where(
             Assignment.incident_id == incident.id,
@@ -127,7 +122,9 @@ async def _intel_triaged(
 
 
 async def _feedback(session: AsyncSession, event: Event) -> tuple[list[points.Award], str | None]:
-    incident = await _incident(session, event)
+    incident = await session.get(Incident, event.incident_id)
+    if incident is None:
+        return [], None
     kind = event.type.removeprefix("incident.")
     data = event.data
     return points.feedback(
@@ -136,10 +133,10 @@ async def _feedback(session: AsyncSession, event: Event) -> tuple[list[points.Aw
 
 
 async def _stood_down(session: AsyncSession, event: Event) -> tuple[list[points.Award], str | None]:
-    incident = await _incident(session, event)
+    incident = await session.get(Incident, event.incident_id)
     guard_id = event.data["guard_id"]
     assignment = await session.get(Assignment, event.data["assignment_id"])
-    if assignment is None:
+    if incident is None or assignment is None:
         return [], None
     awards = points.stood_down(
         guard_id,
@@ -155,17 +152,22 @@ async def _stood_down(session: AsyncSession, event: Event) -> tuple[list[points.
 
 
 async def guard_points(
-    session: AsyncSession, guard_id: str, period: Period, cursor: str | None, limit: int
+    session: AsyncSession,
+    guard_id: str,
+    period: Period,
+    cursor: str | None,
+    limit: int,
+    *,
+    station_id: str | None = None,
 ) -> dict[str, Any]:
-    """The guard's ledger in the period, newest first, with all-time and period totals."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(PointAward.points), 0)).where(PointAward.guard_id == guard_id)
-    )
-    in_period = and_(
+    """The guard's ledger in the period, newest first, with all-time and period totals
+    (for a station-scoped caller, what was earned at that station only)."""
+    mine = and_(
         PointAward.guard_id == guard_id,
-        PointAward.at >= period.start,
-        PointAward.at < period.end,
+        PointAward.station_id == station_id if station_id else true(),
     )
+    total = await session.scalar(select(func.coalesce(func.sum(PointAward.points), 0)).where(mine))
+    in_period = and_(mine, PointAward.at >= period.start, PointAward.at < period.end)
     period_total = await session.scalar(
         select(func.coalesce(func.sum(PointAward.points), 0)).where(in_period)
     )
@@ -213,8 +215,8 @@ async def leaderboard(
     )
     if company_id:
         stmt = stmt.where(PointAward.company_id == company_id)
-    if station_id:
-        stmt = stmt.where(PointAward.station_id == station_id)
+    if station_id:  # earned on the station's incidents (intel is the guard's, not theirs)
+        stmt = stmt.where(PointAward.station_id == station_id, PointAward.incident_id.is_not(None))
     items: list[dict[str, Any]] = []
     for position, (guard_id, name, company, company_name, score, awards) in enumerate(
         await session.execute(stmt), start=1

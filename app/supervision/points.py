@@ -50,12 +50,10 @@ def points_table(overrides: Mapping[str, int]) -> dict[str, int]:
     return {**DEFAULT_POINTS, **overrides}
 
 
-def on_scene(
-    guard_id: str, incident_id: str, priority: int, *, first: bool, own_report: bool
-) -> list[Award]:
-    """The first guard to reach an incident; a guard's own report does not count (it
-    starts on scene, and reporting is not responding)."""
-    if not first or own_report:
+def on_scene(guard_id: str, incident_id: str, priority: int, *, first: bool) -> list[Award]:
+    """The first guard to reach an incident (the ledger leaves a reporting guard, who
+    starts on scene, out of "first")."""
+    if not first:
         return []
     rule = "first_on_scene_p1" if priority == 1 else "first_on_scene"
     return [Award(guard_id, rule, incident_id)]
