@@ -4,6 +4,7 @@ recognition points (no database, no server)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,9 +15,16 @@ from app.errors import Unprocessable
 from app.supervision import points
 from app.supervision.expiry import due_threshold, licence_state
 from app.supervision.period import Period, period_of
-from app.supervision.stats import nearest_rank
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def nearest_rank(sorted_values: list[int], percent: int) -> int | None:
+    """The definition the reports follow: the value at rank ceil(percent/100 · n), 1-based."""
+    n = len(sorted_values)
+    return sorted_values[math.ceil(percent * n / 100) - 1] if n else None
+
+
 NOW = dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC)  # 01:00 on 2 March in Shanghai
 
 
@@ -30,7 +38,8 @@ def test_nearest_rank_takes_the_value_at_rank_ceil_p_n() -> None:
 
 @given(st.lists(st.integers(-1000, 1000), min_size=1, max_size=200))
 def test_the_sql_ranks_match_nearest_rank(values: list[int]) -> None:
-    """app/supervision/stats.percentiles picks ranks (n+1)//2 and (9n+9)//10: the same."""
+    """app/supervision/stats.percentiles picks ranks (n+1)//2 and (9n+9)//10 on SQLite
+    (PostgreSQL's percentile_disc is nearest rank by definition): the same ranks."""
     ordered = sorted(values)
     n = len(ordered)
     assert ordered[(n + 1) // 2 - 1] == nearest_rank(ordered, 50)

@@ -22,58 +22,49 @@ READ = Allow("reports:read")
 NOT_ON_INCIDENT = conflict("`guard_not_on_incident`: the guard held no assignment on it")
 
 
-async def _add(
-    kind: str,
-    principal: Principal,
-    incident_id: str,
-    body: FeedbackCreate,
-    session: SessionDep,
-    ctx: CtxDep,
-) -> object:
-    return await feedback.add(
-        session,
-        ctx.events,
-        principal,
-        incident_id,
-        kind,
-        body.guard_id,
-        body.text,
-        ctx.clock.now(),
+def _feedback_route(kind: str, path: str, doc: str) -> None:
+    """POST /incidents/{id}/<path>: the same body and rules for both kinds of feedback."""
+
+    async def record(
+        principal: Annotated[Principal, Depends(WRITE)],
+        incident_id: str,
+        body: FeedbackCreate,
+        session: SessionDep,
+        ctx: CtxDep,
+    ) -> object:
+        return await feedback.add(
+            session,
+            ctx.events,
+            principal,
+            incident_id,
+            kind,
+            body.guard_id,
+            body.text,
+            ctx.clock.now(),
+        )
+
+    record.__doc__ = doc
+    router.add_api_route(
+        f"/incidents/{{incident_id}}/{path}",
+        record,
+        methods=["POST"],
+        name=f"record_{kind}",
+        status_code=201,
+        response_model=FeedbackOut,
+        responses=NOT_ON_INCIDENT,
     )
 
 
-@router.post(
-    "/incidents/{incident_id}/commendations",
-    status_code=201,
-    response_model=FeedbackOut,
-    responses=NOT_ON_INCIDENT,
+_feedback_route(
+    "commendation",
+    "commendations",
+    "The police commend a guard for their part in the incident (earns points).",
 )
-async def commend(
-    principal: Annotated[Principal, Depends(WRITE)],
-    incident_id: str,
-    body: FeedbackCreate,
-    session: SessionDep,
-    ctx: CtxDep,
-) -> object:
-    """The police commend a guard for their part in the incident (earns points)."""
-    return await _add("commendation", principal, incident_id, body, session, ctx)
-
-
-@router.post(
-    "/incidents/{incident_id}/complaints",
-    status_code=201,
-    response_model=FeedbackOut,
-    responses=NOT_ON_INCIDENT,
+_feedback_route(
+    "complaint",
+    "complaints",
+    "The police complain about a guard's conduct on the incident (costs points).",
 )
-async def complain(
-    principal: Annotated[Principal, Depends(WRITE)],
-    incident_id: str,
-    body: FeedbackCreate,
-    session: SessionDep,
-    ctx: CtxDep,
-) -> object:
-    """The police complain about a guard's conduct on the incident (costs points)."""
-    return await _add("complaint", principal, incident_id, body, session, ctx)
 
 
 @router.get("/incidents/{incident_id}/feedback", response_model=Page[FeedbackOut])

@@ -3,7 +3,6 @@ PostgreSQL) and the seconds between two stored instants."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,14 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 TOTAL = "*"  # the key of a report's total among its rows: no id, day or station is '*'
-
-
-def nearest_rank(sorted_values: Sequence[float], percent: int) -> float | None:
-    """The value at rank ceil(percent/100 · n), 1-based; None for no values."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    return sorted_values[max(1, -(-percent * n // 100)) - 1]
 
 
 # A report is a few large read-only aggregations. On PostgreSQL: no JIT (it spent ~0.4 s
