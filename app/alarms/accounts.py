@@ -117,10 +117,7 @@ async def list_accounts(
         if company_id not in (None, principal.company_id):
             raise Forbidden("company managers may list their own company's accounts only")
         company_id = principal.company_id
-    if principal.station_id is not None:
-        if station_id not in (None, principal.station_id):
-            raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
-        station_id = principal.station_id
+    station_id = principal.own_station(station_id)
     conditions: list[ColumnElement[bool]] = []
     if company_id is not None:
         conditions.append(AlarmAccount.company_id == company_id)

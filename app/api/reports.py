@@ -13,7 +13,6 @@ from fastapi.responses import Response
 
 from app.api.deps import Allow, CtxDep, LongReadSessionDep
 from app.auth.principal import Principal
-from app.errors import Forbidden
 from app.supervision import companies, ledger, response
 from app.supervision.period import Period, local_today, period_of
 from app.supervision.schemas import (
@@ -50,14 +49,6 @@ PeriodDep = Annotated[Period, Depends(_period)]
 def own_company(principal: Principal, company_id: str | None) -> str | None:
     """A company manager's reports cover their own company, whatever they ask."""
     return principal.company_id if principal.role == "company_manager" else company_id
-
-
-def own_station(principal: Principal, station_id: str | None) -> str | None:
-    if principal.station_id is None:
-        return station_id
-    if station_id is not None and station_id != principal.station_id:
-        raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
-    return principal.station_id
 
 
 def _wants_csv(request: Request, format: str | None) -> bool:
@@ -109,7 +100,7 @@ async def response_report(
         period,
         group_by,
         company_id=own_company(principal, company_id),
-        station_id=own_station(principal, station_id),
+        station_id=principal.own_station(station_id),
         guard_id=guard_id,
     )
     report = await response.response_report(session, scope)
@@ -140,7 +131,7 @@ async def response_distribution(
         period,
         "station",
         company_id=own_company(principal, company_id),
-        station_id=own_station(principal, station_id),
+        station_id=principal.own_station(station_id),
         guard_id=guard_id,
     )
     found = await response.distribution(session, scope, measure)
@@ -162,7 +153,7 @@ async def companies_report(
         period,
         today,
         company_id=own_company(principal, None),
-        station_id=own_station(principal, None),
+        station_id=principal.own_station(None),
     )
     return {"from": period.first, "to": period.last, "today": today, "items": items}
 
@@ -181,7 +172,7 @@ async def leaderboard(
         session,
         period,
         company_id=own_company(principal, company_id),
-        station_id=own_station(principal, station_id),
+        station_id=principal.own_station(station_id),
         limit=limit,
     )
     return {"from": period.first, "to": period.last, "items": items}

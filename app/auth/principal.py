@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.permissions import INTEGRATION_SCOPES, ROLE_PERMISSIONS
 from app.auth.secrets import decode_access_token, secret_matches, split_bearer
+from app.errors import Forbidden
 from app.models import ApiKey, Guard, GuardToken, User
 
 
@@ -22,6 +23,15 @@ class Principal:
     company_id: str | None = None
     station_id: str | None = None
     guard_id: str | None = None
+
+    def own_station(self, station_id: str | None) -> str | None:
+        """The station a station-scoped caller's query covers: its own, whatever it asks
+        (asking for another is refused); anyone else's choice stands."""
+        if self.station_id is None:
+            return station_id
+        if station_id not in (None, self.station_id):
+            raise Forbidden(f"this credential is scoped to station '{self.station_id}'")
+        return self.station_id
 
     @property
     def actor(self) -> str:

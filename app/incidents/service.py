@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.context import AppContext
 from app.dispatch.policy import policy_for
-from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.geo.sql import within_radius
 from app.geo.zones import Jurisdiction
 from app.ids import new_id
@@ -288,10 +288,7 @@ async def list_incidents(
     limit: int,
 ) -> tuple[list[Incident], str | None]:
     stmt: Select[Any] = select(Incident)
-    if principal.station_id is not None:
-        if station_id is not None and station_id != principal.station_id:
-            raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
-        station_id = principal.station_id
+    station_id = principal.own_station(station_id)
     conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Incident.status.in_(statuses))

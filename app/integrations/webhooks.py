@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.clock import isoformat
 from app.db import after_commit
-from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.events.log import event_json
 from app.ids import new_id
 from app.integrations.egress import EgressPolicy, EgressRefused, Unresolved
@@ -115,10 +115,7 @@ async def create_subscription(
     unknown = sorted(set(event_types) - SUBSCRIBABLE)
     if unknown:
         raise Unprocessable("event_types", f"unknown {unknown}; choose from {sorted(SUBSCRIBABLE)}")
-    if principal.station_id is not None:
-        if station_id not in (None, principal.station_id):
-            raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
-        station_id = principal.station_id
+    station_id = principal.own_station(station_id)
     if station_id is not None and await session.get(PoliceStation, station_id) is None:
         raise Unprocessable("station_id", f"no such station '{station_id}'")
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()

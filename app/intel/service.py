@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, NotFound
 from app.ids import new_id
 from app.models import IntelReport
 from app.paging import paginate
@@ -93,10 +93,7 @@ async def list_intel(
     limit: int,
 ) -> tuple[list[IntelReport], str | None]:
     """The triage queue, newest first; a station-scoped caller sees its station only."""
-    if principal.station_id is not None:
-        if station_id not in (None, principal.station_id):
-            raise Forbidden(f"this credential is scoped to station '{principal.station_id}'")
-        station_id = principal.station_id
+    station_id = principal.own_station(station_id)
     conditions: list[ColumnElement[bool]] = []
     if station_id is not None:
         conditions.append(IntelReport.station_id == station_id)
