@@ -4,7 +4,7 @@
 // and drawn on the map as a dashed circle.
 import * as api from "./api.js";
 import { el } from "./dom.js";
-import { clockTime, distance, secondsUntil } from "./format.js";
+import { clockTime, distance, errorText, secondsUntil } from "./format.js";
 import { t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,7 +40,7 @@ export class BroadcastPanel {
       const active = activeOnly ? this.items : (await api.get("/api/v1/broadcasts?limit=200&active=true")).items;
       this.onCircles(active);
     } catch (error) {
-      this.error = error instanceof api.ApiError ? t("error.generic", { message: error.message }) : t("error.network");
+      this.error = errorText(error);
     }
     this.render();
   }

@@ -1,4 +1,5 @@
 // Times in the service's configured time zone (storage is UTC), ages, distances.
+import { ApiError } from "./api.js";
 import { language, t } from "./i18n.js";
 
 let zone = "Asia/Shanghai";
@@ -55,4 +56,10 @@ export function distance(m) {
 
 export function eta(s) {
   return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+}
+
+// What went wrong, for the operator: the API's own message, or "can't reach the server".
+export function errorText(error) {
+  if (error instanceof ApiError) return t("error.generic", { message: error.message });
+  return t("error.network");
 }

@@ -4,7 +4,7 @@
 // intel.reported / intel.triaged events.
 import * as api from "./api.js";
 import { el } from "./dom.js";
-import { age } from "./format.js";
+import { age, errorText } from "./format.js";
 import { t } from "./i18n.js";
 
 const VERDICTS = ["useful", "not_useful", "acted_on"];
@@ -46,7 +46,7 @@ export class IntelPanel {
       if (fresh) this.newCount = this.reports.length;
       else this.newCount = (await api.get("/api/v1/intel?state=new&limit=200")).items.length;
     } catch (error) {
-      this.error = error instanceof api.ApiError ? t("error.generic", { message: error.message }) : t("error.network");
+      this.error = errorText(error);
     }
     this.onCount(this.newCount);
     this.render();

@@ -4,7 +4,7 @@ import * as api from "./api.js";
 import { BroadcastPanel, mayBroadcast, openBroadcast } from "./broadcasts.js";
 import { Detail } from "./detail.js";
 import { openCreate, signInDialog } from "./dialogs.js";
-import { clockTime, setTimeZone, zoneName } from "./format.js";
+import { clockTime, errorText, setTimeZone, zoneName } from "./format.js";
 import { applyTranslations, language, setLanguage, t, term } from "./i18n.js";
 import { IntelPanel } from "./intel.js";
 import { LiveMap, legend } from "./map.js";
@@ -137,7 +137,7 @@ async function showDetail(id, focus = false) {
     if (focus) state.map.focus(incident.location.lat, incident.location.lon);
     state.detail.show(incident, events);
   } catch (error) {
-    state.detail.showError(message(error));
+    state.detail.showError(errorText(error));
   }
 }
 
@@ -272,13 +272,8 @@ async function act(action, incident, extra) {
     state.detail.error = "";
     await showDetail(incident.id);
   } catch (error) {
-    state.detail.showError(message(error));
+    state.detail.showError(errorText(error));
   }
-}
-
-function message(error) {
-  if (error instanceof api.ApiError) return t("error.generic", { message: error.message });
-  return t("error.network");
 }
 
 async function created(incident) {

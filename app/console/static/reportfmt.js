@@ -1,6 +1,5 @@
 // Report figures in human units: seconds as "1m 05s", rates as percentages, minutes gained
 // with one decimal, and an em dash wherever the API has no figure (null).
-import * as api from "./api.js";
 import { t } from "./i18n.js";
 
 export const NONE = "—";
@@ -45,11 +44,6 @@ export function figure(field, value) {
 // "2026-11-05" → "11-05": day labels on a chart's axis.
 export function shortDay(day) {
   return day.slice(5);
-}
-
-export function errorText(error) {
-  if (error instanceof api.ApiError) return t("error.generic", { message: error.message });
-  return t("error.network");
 }
 
 // Query parameters, leaving out the empty ones (the API's defaults apply).

@@ -8,7 +8,8 @@ import { clockTime, zoneName } from "./format.js";
 import { applyTranslations, t } from "./i18n.js";
 import { GuardPage } from "./guardrecord.js";
 import { CompaniesPage } from "./regulator.js";
-import { errorText, query } from "./reportfmt.js";
+import { errorText } from "./format.js";
+import { query } from "./reportfmt.js";
 import "./reports-i18n.js";
 import { ResponsePage } from "./response.js";
 

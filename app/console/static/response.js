@@ -5,7 +5,8 @@ import * as api from "./api.js";
 import { dailyChart, histogram } from "./charts.js";
 import { el } from "./dom.js";
 import { applyTranslations, t } from "./i18n.js";
-import { duration, errorText, figure, plural } from "./reportfmt.js";
+import { errorText } from "./format.js";
+import { duration, figure, plural } from "./reportfmt.js";
 
 // Column groups of the table after the name and incidents columns: [group, fields].
 const GROUPS = [
