@@ -141,7 +141,7 @@ export function openBroadcast(latlng, onCreated) {
       onCreated(created);
     } catch (err) {
       if (err instanceof api.ApiError && err.status === 422) showErrors(err.fieldErrors(), err.message);
-      else showErrors({}, err instanceof api.ApiError ? t("error.generic", { message: err.message }) : t("error.network"));
+      else showErrors({}, errorText(err));
     }
   };
   dialog.showModal();

@@ -1,6 +1,7 @@
 // The two dialogs: sign in (first, and again when the token expires, over the screen) and
 // a new incident at a map point, with the API's validation errors next to their fields.
 import * as api from "./api.js";
+import { errorText } from "./format.js";
 import { t, term, terms } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -68,7 +69,7 @@ export function openCreate(latlng, onCreated) {
       onCreated(incident);
     } catch (err) {
       if (err instanceof api.ApiError && err.status === 422) showErrors(err.fieldErrors(), err.message);
-      else showErrors({}, err instanceof api.ApiError ? t("error.generic", { message: err.message }) : t("error.network"));
+      else showErrors({}, errorText(err));
     }
   };
   dialog.showModal();

@@ -183,11 +183,7 @@ export class IntelPanel {
       this.list.focus();
     } catch (error) {
       const fields = error instanceof api.ApiError ? error.fieldErrors() : {};
-      const message = fields.note
-        ? `note: ${fields.note}`
-        : error instanceof api.ApiError
-          ? t("error.generic", { message: error.message })
-          : t("error.network");
+      const message = fields.note ? `note: ${fields.note}` : errorText(error);
       this.triaging = { id: report.id, state, error: message, draft: note };
       this.render();
       document.getElementById(`intel-note-${report.id}`)?.focus();
