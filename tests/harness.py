@@ -241,5 +241,9 @@ async def start_harness(database_url: str, **settings_overrides: Any) -> AsyncIt
     clock = ManualClock()
     app = create_app(settings, clock)
     async with serve(app, settings) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        # uvicorn closes a connection idle for 5 s, httpx reuses one idle for up to 5 s:
+        # a request sent as the server closes reads nothing (httpx.ReadError). Idle
+        # connections are dropped by the client well before the server would.
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        async with httpx.AsyncClient(base_url=base_url, timeout=20, limits=limits) as client:
             yield Harness(base_url=base_url, app=app, clock=clock, client=client)
