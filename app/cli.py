@@ -14,18 +14,38 @@ from app.settings import get_settings
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.cluster.replica import SecondServer, claim_sqlite_file
     from app.main import create_app, server_options
     from app.observability import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        **server_options(settings),
-    )
+    sqlite = settings.database_url.startswith("sqlite")
+    if args.workers > 1 and sqlite:
+        sys.exit(
+            "serve --workers needs PostgreSQL: SQLite serves one process "
+            "(set DISPATCH_DATABASE_URL=postgresql+asyncpg://…)"
+        )
+    try:
+        claim_sqlite_file(settings.database_url)  # held until the process ends
+    except SecondServer as refused:
+        sys.exit(str(refused))
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment: N replicas on one
+        # port, sharing the database like separate `serve` processes do.
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            workers=args.workers,
+            host=host,
+            port=port,
+            log_config=None,
+            **server_options(settings),
+        )
+        return
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, **server_options(settings))
 
 
 def _migrate(_args: argparse.Namespace) -> None:
@@ -168,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP/websocket server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this port, each a replica (PostgreSQL only)",
+    )
     serve.set_defaults(handler=_serve)
 
     commands.add_parser("migrate", help="upgrade the database to head").set_defaults(

@@ -9,6 +9,7 @@ from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
 from app.clock import Clock
 from app.db import Database
+from app.events.feed import EventFeed
 from app.events.log import EventLog
 from app.geo.live_index import LiveIndex
 from app.geo.zones import JurisdictionIndex
@@ -19,6 +20,8 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.audit.log import AuditLog
     from app.broadcasts.board import BroadcastBoard
+    from app.cluster.peers import Peers
+    from app.cluster.relay import Relay
     from app.dispatch.availability import AvailabilityWatch
     from app.dispatch.timers import Scheduler
     from app.integrations.delivery import WebhookSender
@@ -32,6 +35,7 @@ class AppContext:
     db: Database
     clock: Clock
     hub: Hub
+    feed: EventFeed
     events: EventLog
     jurisdictions: JurisdictionIndex
     live: LiveIndex
@@ -46,3 +50,7 @@ class AppContext:
     positions_feed: PositionsFeed = field(init=False)
     audit: AuditLog = field(init=False)
     broadcasts: BroadcastBoard = field(init=False)
+    # Replicas (PostgreSQL only; None on SQLite, which is one process).
+    replica_id: str = field(init=False)
+    peers: Peers | None = field(init=False, default=None)
+    relay: Relay | None = field(init=False, default=None)

@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 _AFTER_COMMIT = "after_commit"
 SERIAL = "serial"
 LONG_READ_TIMEOUT_S = 60
-EVENT_ORDER_LOCK = 0x6469_7370  # "disp": the advisory lock that orders event writers
+
+
+def pg_dsn(url: str) -> str:
+    """A libpq / asyncpg DSN from a SQLAlchemy URL (postgresql+asyncpg://… → postgresql://…)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
@@ -92,14 +96,11 @@ class Database:
                 connect_args={**connect_args, "command_timeout": LONG_READ_TIMEOUT_S + 5.0},
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Serial writers queue here, in process, without holding a connection. On SQLite
-        # every writer does (one process owns the file; SQLite's busy handler sleeps
-        # would dominate dispatch latency otherwise).
+        # SQLite: writers queue here, in process, without holding a connection (one
+        # process owns the file; SQLite's busy handler sleeps would dominate dispatch
+        # latency otherwise). PostgreSQL has no writer lock: constraints and row locks
+        # settle races, and the event feed keeps the stream in id order (app/events/feed.py).
         self._writer = asyncio.Lock()
-        # False lets serial writers overlap on PostgreSQL (no writer lock, no advisory
-        # lock): then only constraints and row locks settle races, as the race tests show.
-        # The event stream's commit order is not guaranteed then. SQLite ignores it.
-        self.serialize_writers = True
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -107,20 +108,17 @@ class Database:
     ) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        Writers are `serial` by default: they may record events, and event ids must become
-        visible, and be published, in commit order, so a stream resuming "after id N"
-        never skips one. In process, serial writers hold `_writer` through commit and
-        their after-commit callbacks; across processes, PostgreSQL's transaction-scoped
-        advisory lock (taken first, so no cycle with row locks is possible) orders them.
-        Only writers that never record events (position write-behind, acks) pass
-        serial=False.
+        Writers are `serial` by default: they may record events. On SQLite every writer
+        holds `_writer` through commit and its after-commit callbacks, so event ids
+        become visible in id order. On PostgreSQL writers run concurrently; the event
+        feed publishes ids in order without a lock (app/events/watermark.py). Writers
+        that never record events (position write-behind, acks) pass serial=False.
         """
         if self.is_sqlite:
             # SQLite runs on the loop's thread and its awaits never suspend: yield once
             # per transaction, so a loop of transactions cannot starve other tasks.
             await asyncio.sleep(0)
-        ordered = serial and not readonly and self.serialize_writers
-        exclusive = ordered or (not readonly and self.is_sqlite)
+        exclusive = not readonly and self.is_sqlite
         if exclusive:
             await self._writer_turn()
         try:
@@ -130,10 +128,6 @@ class Database:
                 if self.is_sqlite:
                     await session.connection(
                         execution_options={"sqlite_begin": "DEFERRED" if readonly else "IMMEDIATE"}
-                    )
-                elif ordered:
-                    await session.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK}
                     )
                 session.info[SERIAL] = serial and not readonly
                 yield session

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -43,12 +44,17 @@ from app.auth.cache import PrincipalCache
 from app.auth.throttle import LoginThrottle
 from app.broadcasts.board import BroadcastBoard
 from app.clock import Clock
+from app.cluster import frames, replica
+from app.cluster.peers import Peers
+from app.cluster.relay import Relay
+from app.cluster.replica import new_replica_id
 from app.console.routes import install_console
 from app.context import AppContext
-from app.db import Database
+from app.db import Database, pg_dsn
 from app.dispatch import availability, escalation, offers, roster
 from app.dispatch.engine import OFFER_EXPIRY
 from app.dispatch.timers import Scheduler
+from app.events.feed import EventFeed
 from app.events.log import EventLog
 from app.geo.live_index import LiveIndex
 from app.geo.zones import JurisdictionIndex, parse_jurisdiction
@@ -73,20 +79,23 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
     ensure_sqlite_directory(settings.database_url)
     hub = Hub()
     hub.on_event(lambda event: metrics.events.labels(event["type"]).inc())
+    db = Database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
+        pool_timeout_s=settings.db_pool_timeout_s,
+        retry_after_s=settings.db_retry_after_s,
+    )
+    feed = EventFeed(db, hub, metrics)
     ctx = AppContext(
         settings=settings,
-        db=Database(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-            connect_timeout_s=settings.db_connect_timeout_s,
-            statement_timeout_s=settings.db_statement_timeout_s,
-            pool_timeout_s=settings.db_pool_timeout_s,
-            retry_after_s=settings.db_retry_after_s,
-        ),
+        db=db,
         clock=clock,
         hub=hub,
-        events=EventLog(publish=hub.publish_event),
+        feed=feed,
+        events=EventLog(committed=feed.committed),
         jurisdictions=JurisdictionIndex(),
         live=LiveIndex(cell_m=settings.index_cell_m, freshness_s=settings.position_freshness_s),
         metrics=metrics,
@@ -115,7 +124,41 @@ def build_context(settings: Settings, clock: Clock, metrics: Metrics) -> AppCont
             availability.GUARD_LOST: availability.guard_lost,
         },
     )
+    ctx.replica_id = new_replica_id(settings.replica_id)
+    if not db.is_sqlite:
+        join_replicas(ctx)
     return ctx
+
+
+def join_replicas(ctx: AppContext) -> None:
+    """PostgreSQL: learn what the other replicas commit (app/cluster/)."""
+    relay = ctx.relay = Relay(
+        pg_dsn(ctx.settings.database_url),
+        ctx.replica_id,
+        ctx.metrics,
+        connect_timeout_s=ctx.settings.db_connect_timeout_s,
+    )
+    peers = ctx.peers = Peers(ctx, ctx.replica_id)
+    ctx.hub.elsewhere = frames.forward_to(relay)
+    ctx.feed.local_listeners.append(relay.events_committed)
+    ctx.feed.remote_listeners.append(peers.remote_event)
+    relay.handlers["e"] = lambda _items: ctx.feed.wake()
+    relay.handlers[frames.KIND] = partial(frames.heard, ctx)
+    relay.resync.append(ctx.feed.wake)
+
+
+async def replica_tasks(ctx: AppContext) -> list[asyncio.Task[None]]:
+    """The background work of one replica among several (PostgreSQL)."""
+    if ctx.relay is None or ctx.peers is None:
+        return []
+    sweep_now = asyncio.Event()
+    ctx.relay.resync.append(sweep_now.set)
+    return [
+        asyncio.create_task(ctx.feed.run(), name="event-feed"),
+        asyncio.create_task(ctx.relay.run(), name="relay"),
+        asyncio.create_task(ctx.peers.run(), name="peers"),
+        asyncio.create_task(frames.sweep_loop(ctx, sweep_now), name="frame-sweep"),
+    ]
 
 
 async def load_jurisdictions(ctx: AppContext) -> None:
@@ -164,9 +207,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sqlite_claim = replica.claim_sqlite_file(settings.database_url)
         ctx = build_context(settings, clock, metrics)
         app.state.ctx = ctx
         try:
+            await ctx.feed.start()
             await load_jurisdictions(ctx)
             log.info("live index rebuilt with %d on-duty guards", await roster.rebuild(ctx))
             log.info("%d unstaffed incidents to offer again", await ctx.availability.load())
@@ -184,6 +229,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(expiry.check_loop(ctx), name="expiry-check"),
             asyncio.create_task(ctx.webhooks.run(), name="webhooks"),
             asyncio.create_task(ctx.availability.run(), name="restaffing"),
+            *await replica_tasks(ctx),
         ]
         try:
             yield
@@ -197,9 +243,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 await ctx.positions.flush()
+                if ctx.peers is not None:
+                    await ctx.peers.leave()
             except Exception:
                 log.exception("final position flush failed")
             await ctx.db.dispose()
+            replica.release_sqlite_file(sqlite_claim)
 
     # Swagger UI and ReDoc from the package, not a CDN: /docs works with no internet.
     app = FastAPIOffline(

@@ -54,6 +54,10 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HUMAN_BUCKETS = (1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
 class Metrics:
     """The service's Prometheus metrics, on a registry of their own (one per app)."""
 
@@ -84,6 +88,39 @@ class Metrics:
         )
         self.webhook_attempts = Counter(
             "dispatch_webhook_attempts_total", "Webhook delivery attempts", ["outcome"], registry=r
+        )
+
+        # The response chain and the machinery under it (seconds; README "Metrics").
+        def stage(name: str, doc: str, buckets: tuple[float, ...] = STAGE_BUCKETS) -> Histogram:
+            return Histogram(name, doc, registry=r, buckets=buckets)
+
+        self.received_to_first_offer = stage(
+            "dispatch_received_to_first_offer_seconds", "Incident received → first offer stored"
+        )
+        self.offer_to_delivered = stage(
+            "dispatch_offer_to_delivered_seconds", "Offer stored → its frame sent to the phone"
+        )
+        self.delivered_to_accepted = stage(
+            "dispatch_delivered_to_accepted_seconds",
+            "Offer frame sent → the guard's accept",
+            HUMAN_BUCKETS,
+        )
+        self.received_to_escalated = stage(
+            "dispatch_received_to_escalated_seconds",
+            "Incident received → escalation to a police station",
+            HUMAN_BUCKETS,
+        )
+        self.timer_lateness = stage(
+            "dispatch_timer_lateness_seconds", "Timer fired after its due time, by this much"
+        )
+        self.outbox_lag = stage(
+            "dispatch_outbox_lag_seconds", "Guard frame committed → written to the guard's socket"
+        )
+        self.notify_lag = stage(
+            "dispatch_notify_lag_seconds", "NOTIFY sent by a replica → heard by this one"
+        )
+        self.feed_lag = stage(
+            "dispatch_event_feed_lag_seconds", "Event recorded → published to this replica"
         )
         self.gc_pauses = GcPauses()
         r.register(self.gc_pauses)

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     points: dict[str, int] = {}
     position_freshness_s: float = Field(120, gt=0)
     position_flush_interval_s: float = Field(1.0, gt=0)
+    # Replicas on PostgreSQL (app/cluster/): this process's name (made unique per start),
+    # and how often it reads the positions of guards connected to the other replicas.
+    replica_id: str = Field("", max_length=40, pattern=r"^[A-Za-z0-9_.-]*$")
+    replica_sync_s: float = Field(1.0, gt=0, le=30)
     position_flush_chunk: int = Field(200, ge=1)
     position_history_interval_s: float = Field(15, ge=0)
     position_history_retention_h: float = Field(72, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -108,6 +109,9 @@ class Harness:
     clock: ManualClock
     client: httpx.AsyncClient
     _tokens: dict[str, str] = field(default_factory=dict)
+    # Replica mode (DISPATCH_TEST_REPLICAS=2 on PostgreSQL): every replica, this one
+    # first. REST goes to this one, websockets to the last.
+    replicas: list[Harness] = field(default_factory=list)
 
     @property
     def ctx(self) -> AppContext:
@@ -116,7 +120,20 @@ class Harness:
 
     @property
     def ws_url(self) -> str:
-        return self.base_url.replace("http://", "ws://")
+        home = self.replicas[-1] if self.replicas else self
+        return home.base_url.replace("http://", "ws://")
+
+    async def settle(self) -> None:
+        """Replica mode: every replica knows what the sockets' replica knows (positions
+        written behind and read by the others, events and what they refresh). What the
+        staleness bound of the README gives within seconds, at once."""
+        for replica in self.replicas:
+            await replica.ctx.positions.flush()
+        for replica in self.replicas:
+            await replica.ctx.feed.now()
+            if replica.ctx.peers is not None:
+                await replica.ctx.peers.sync()
+                await replica.ctx.peers.settled()
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -235,10 +252,45 @@ def square(center: tuple[float, float], half: float) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+REPLICAS = int(os.environ.get("DISPATCH_TEST_REPLICAS", "1"))
+
+
 @contextlib.asynccontextmanager
-async def start_harness(database_url: str, **settings_overrides: Any) -> AsyncIterator[Harness]:
+async def start_harness(
+    database_url: str, clock: ManualClock | None = None, **settings_overrides: Any
+) -> AsyncIterator[Harness]:
+    """The service for a test; with DISPATCH_TEST_REPLICAS=N on PostgreSQL, N replicas."""
+    if REPLICAS > 1 and not database_url.startswith("sqlite") and clock is None:
+        async with start_replicas(database_url, REPLICAS, **settings_overrides) as replicas:
+            first = replicas[0]
+            first.replicas = replicas
+            _act_for_all(replicas)
+            yield first
+        return
+    async with _start_one(database_url, clock, **settings_overrides) as harness:
+        yield harness
+
+
+def _act_for_all(replicas: list[Harness]) -> None:
+    """Replica mode: what tests ask of the first replica's background work (write
+    positions behind, fire due timers, drain webhooks) is done by every replica."""
+    first = replicas[0].ctx
+    for name, attr in (("positions", "flush"), ("scheduler", "fire_due"), ("webhooks", "drain")):
+        own = [getattr(getattr(r.ctx, name), attr) for r in replicas]
+
+        async def everywhere(*args: Any, _own: list[Any] = own, **kw: Any) -> Any:
+            results = [await call(*args, **kw) for call in _own]
+            return sum(results) if all(isinstance(r, int) for r in results) else results[0]
+
+        setattr(getattr(first, name), attr, everywhere)
+
+
+@contextlib.asynccontextmanager
+async def _start_one(
+    database_url: str, clock: ManualClock | None = None, **settings_overrides: Any
+) -> AsyncIterator[Harness]:
     settings = settings_for(database_url, **settings_overrides)
-    clock = ManualClock()
+    clock = clock or ManualClock()
     app = create_app(settings, clock)
     async with serve(app, settings) as base_url:
         # uvicorn closes a connection idle for 5 s, httpx reuses one idle for up to 5 s:
@@ -247,3 +299,18 @@ async def start_harness(database_url: str, **settings_overrides: Any) -> AsyncIt
         limits = httpx.Limits(keepalive_expiry=1.0)
         async with httpx.AsyncClient(base_url=base_url, timeout=20, limits=limits) as client:
             yield Harness(base_url=base_url, app=app, clock=clock, client=client)
+
+
+@contextlib.asynccontextmanager
+async def start_replicas(
+    database_url: str, count: int = 2, **settings_overrides: Any
+) -> AsyncIterator[list[Harness]]:
+    """`count` replicas of the service (each its own app, uvicorn and port) on one
+    PostgreSQL database, sharing one ManualClock, as `serve` processes would a clock."""
+    clock = ManualClock()
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(_start_one(database_url, clock, **settings_overrides))
+            for _ in range(count)
+        ]
+        yield replicas

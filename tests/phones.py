@@ -97,9 +97,11 @@ class Phone:
             return
 
     async def sync(self) -> None:
-        """Round-trip a ping: every frame sent before it has been handled."""
+        """Round-trip a ping: every frame sent before it has been handled (and, with
+        replicas, every replica knows of it)."""
         await self.send({"type": "ping"})
         await self.expect("pong")
+        await self.harness.settle()
 
     async def locate(self, lat: float, lon: float, **extra: Any) -> None:
         await self.send(

@@ -392,13 +392,12 @@ async def test_identical_alarms_at_once_are_accepted_exactly_once(
 
 
 @pytest.mark.usefixtures("backend")
-async def test_duplicates_are_settled_by_the_database_with_the_writer_lock_lifted(
+async def test_duplicates_are_settled_by_the_database_with_writers_interleaving(
     own_database_url: str, area: tuple[float, float]
 ) -> None:
     """As replicas will run: on PostgreSQL the racing transactions really interleave, and
     the partial unique index alone lets one of them in."""
     async with start_harness(own_database_url) as harness:
-        harness.ctx.db.serialize_writers = False
         await harness.make_station(area)
         account = await make_account(harness, area)
         key = await alarm_key(harness)

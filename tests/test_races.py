@@ -1,10 +1,8 @@
-"""Races with the writer lock lifted: only the database's constraints and row locks decide.
+"""Races: only the database's constraints and row locks decide.
 
-In normal running every writer that records events queues on one lock (in process and,
-on PostgreSQL, an advisory lock), so two racers never overlap and the constraints are
-never reached. Here the server runs with `serialize_writers = False`, as replicas will:
-on PostgreSQL the racers' transactions really interleave. SQLite serialises every writer
-itself (BEGIN IMMEDIATE, one process), so there the same tests check the outcome only.
+On PostgreSQL writers run concurrently (no writer lock since issue 13), so the racers'
+transactions really interleave. SQLite serialises every writer itself (BEGIN IMMEDIATE,
+one process), so there the same tests check the outcome only.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ ROUNDS = 3
 @pytest.fixture
 async def unlocked(own_database_url: str) -> AsyncIterator[Harness]:
     async with start_harness(own_database_url) as running:
-        running.ctx.db.serialize_writers = False
         yield running
 
 

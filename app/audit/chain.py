@@ -9,9 +9,9 @@ the newest rows is caught as well.
 
 Why rows are not chained as they are inserted: a writer would need the previous row's
 hash, so every writer of the table would queue behind the one before it, through commit.
-Event writers hold a global lock today (app/db.py) but are meant to run concurrently;
-with overlapping writers, ids are handed out in one order and committed in another, so
-"the previous row" is not known at insert time. Instead writers insert unchained rows and
+Event writers run concurrently on PostgreSQL; with overlapping writers, ids are handed
+out in one order and committed in another, so "the previous row" is not known at insert
+time. Instead writers insert unchained rows and
 the sealer (a background pass every second, and on demand before `audit verify`) chains
 the committed rows in id order, up to a watermark below which no row can still appear:
 
@@ -106,7 +106,9 @@ def link(previous: str, chain: Chain, row: Mapping[Any, Any], seq: int) -> str:
 
 # Writers ---------------------------------------------------------------------------
 
-_JOIN = text(f"SELECT pg_advisory_xact_lock_shared({CHAIN_WRITERS_LOCK})")
+# pg_current_xact_id(): the transaction takes its id before it draws any event id, which
+# the event feed's watermark relies on (app/events/watermark.py).
+_JOIN = text(f"SELECT pg_advisory_xact_lock_shared({CHAIN_WRITERS_LOCK}), pg_current_xact_id()")
 
 
 async def join_writers(session: AsyncSession, connection: AsyncConnection | None = None) -> None:

@@ -63,16 +63,16 @@ class AvailabilityWatch:
         if self.unstaffed:
             self._wake.set()
 
-    async def load(self) -> int:
-        """On start: the unstaffed incidents as the database has them."""
+    async def load(self, incident_ids: list[str] | None = None) -> int:
+        """The unstaffed incidents as the database has them: all on start, or these (made
+        unstaffed by another replica)."""
+        stmt = select(Incident).where(
+            Incident.unstaffed.is_(True), Incident.status.in_(tuple(OPEN))
+        )
+        if incident_ids is not None:
+            stmt = stmt.where(Incident.id.in_(incident_ids))
         async with self.ctx.db.transaction(readonly=True) as session:
-            rows = (
-                await session.scalars(
-                    select(Incident).where(
-                        Incident.unstaffed.is_(True), Incident.status.in_(tuple(OPEN))
-                    )
-                )
-            ).all()
+            rows = (await session.scalars(stmt)).all()
         for incident in rows:
             if decisions.may_restaff(
                 incident.status, True, incident.assigned_count, incident.required_guards
@@ -159,6 +159,9 @@ async def guard_lost(session: AsyncSession, ctx: AppContext, guard_id: str) -> N
     """Timer handler: the assigned guard's phone stayed away through the grace period."""
     if ctx.hub.guard_link(guard_id) is not None:
         return  # back in time
+    entry = ctx.live.get(guard_id)
+    if entry is not None and entry.connected:
+        return  # back in time, on another replica (app/cluster/peers.py)
     rows = await session.scalars(
         select(Assignment).where(
             Assignment.guard_id == guard_id, Assignment.status.in_(assignments.ACTIVE)

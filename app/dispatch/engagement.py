@@ -66,7 +66,9 @@ async def claim_many(
             "ref_id": ref_id,
             "since": now,
         }
-        for guard_id, ref_id in claims
+        # In guard order: concurrent waves claiming overlapping guards wait for each
+        # other in one order, never in a cycle (PostgreSQL has no writer lock).
+        for guard_id, ref_id in sorted(claims)
     ]
     connection = await session.connection()
     # executemany with RETURNING: SQLAlchemy sends one INSERT … VALUES (…), (…) (cached).

@@ -29,7 +29,15 @@ async def start(session: AsyncSession, ctx: AppContext, incident: Incident) -> N
     """A new incident: mark it dispatching and send the first wave."""
     if incident.status == IncidentStatus.NEW:
         await change_status(session, ctx, incident, IncidentStatus.DISPATCHING, ACTOR)
-    await _waves(session, ctx, incident, refused=set())  # no offers yet: none pending or refused
+    # No offers yet: none pending or refused.
+    if await _waves(session, ctx, incident, refused=set()):
+        received = incident.created_at
+
+        def offered() -> None:
+            waited = (ctx.clock.now() - received).total_seconds()
+            ctx.metrics.received_to_first_offer.observe(max(0.0, waited))
+
+        after_commit(session, offered)
 
 
 async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) -> None:
@@ -43,17 +51,19 @@ async def advance(session: AsyncSession, ctx: AppContext, incident: Incident) ->
 
 async def _waves(
     session: AsyncSession, ctx: AppContext, incident: Incident, refused: set[str]
-) -> None:
-    """Widen wave by wave until one sends an offer; out of waves, the incident is unstaffed."""
+) -> bool:
+    """Widen wave by wave until one sends an offer (True); out of waves, the incident is
+    unstaffed."""
     if not _needs_guards(incident):
-        return
+        return False
     policy = policy_for(incident.category, incident.priority, ctx.settings.policy)
     while incident.wave < len(policy.radii_m):
         incident.wave += 1
         await escalation.before_wave(session, ctx, incident, incident.wave)
         if await _send_wave(session, ctx, incident, policy, refused):
-            return
+            return True
     await _mark_unstaffed(session, ctx, incident)
+    return False
 
 
 def _needs_guards(incident: Incident) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import after_commit
 from app.dispatch import decisions, timers
 from app.dispatch.policy import Policy, policy_for
 from app.errors import Conflict
@@ -153,6 +154,8 @@ async def escalate(
             "status": incident.status,
         },
     )
+    waited = max(0.0, (now - incident.created_at).total_seconds())
+    after_commit(session, lambda: ctx.metrics.received_to_escalated.observe(waited))
     return escalation
 
 

@@ -150,6 +150,11 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     # Off duty keeps no position (CNIL): the last one goes with the duty, in one statement.
     changes: dict[str, object] = {"on_duty": on_duty} if on_duty else {**OFF_DUTY_CLEARS}
+    # Other replicas read presence by changed_at, and dispatch a guard whose socket is on a
+    # live replica (app/cluster/peers.py).
+    changes["changed_at"] = now
+    if ctx.hub.guard_link(guard_id) is not None:
+        changes["replica_id"] = ctx.replica_id
     await session.execute(
         insert(GuardPresence)
         .values(guard_id=guard_id, **changes)

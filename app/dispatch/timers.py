@@ -2,7 +2,10 @@
 
 A timer is deleted in the same transaction that handles it, so it fires exactly once
 even when the scheduler runs twice or the process dies mid-way (the row survives a
-rollback and fires after the restart).
+rollback and fires after the restart). With replicas every process runs a scheduler:
+each claims a due row with `FOR UPDATE SKIP LOCKED`, so one fires it and the others
+pass over it without waiting. A replica wakes at its own timers' due times and looks at
+least every 5 s, so a timer set by a replica that died fires within that of its due time.
 """
 
 from __future__ import annotations
@@ -83,6 +86,12 @@ async def cancel(session: AsyncSession, kind: str, subject_id: str) -> None:
     await session.execute(delete(Timer).where(Timer.id.in_(firing_or_not.scalar_subquery())))
 
 
+def _claimable(timer_id: int) -> Any:
+    """The timer's row, unless another transaction holds it (PostgreSQL; SQLite has one
+    writer at a time and ignores the clause)."""
+    return select(Timer.id).where(Timer.id == timer_id).with_for_update(skip_locked=True)
+
+
 class Scheduler:
     """Sleeps until the next due timer (or a wake-up), then fires what is due."""
 
@@ -115,14 +124,14 @@ class Scheduler:
             async with self.ctx.db.transaction(readonly=True) as session:
                 due = (
                     await session.execute(
-                        select(Timer.id, Timer.kind, Timer.subject_id, Timer.attempts)
+                        select(Timer.id, Timer.kind, Timer.subject_id, Timer.attempts, Timer.due_at)
                         .where(Timer.due_at <= now)
                         .order_by(Timer.due_at, Timer.id)
                         .limit(self.batch)
                     )
                 ).all()
-            for timer_id, kind, subject_id, attempts in due:
-                fired += await self._fire(timer_id, kind, subject_id, attempts)
+            for timer_id, kind, subject_id, attempts, due_at in due:
+                fired += await self._fire(timer_id, kind, subject_id, attempts, due_at)
             if len(due) < self.batch:
                 return fired
 
@@ -130,13 +139,19 @@ class Scheduler:
         async with self.ctx.db.transaction(readonly=True) as session:
             return await session.scalar(select(func.min(Timer.due_at)))
 
-    async def _fire(self, timer_id: int, kind: str, subject_id: str, attempts: int) -> int:
+    async def _fire(
+        self, timer_id: int, kind: str, subject_id: str, attempts: int, due_at: dt.datetime
+    ) -> int:
         handler = self.handlers.get(kind)
         try:
             async with self.ctx.db.transaction() as session:
-                claimed = await session.execute(delete(Timer).where(Timer.id == timer_id))
+                claimed = await session.execute(
+                    delete(Timer).where(Timer.id.in_(_claimable(timer_id).scalar_subquery()))
+                )
                 if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                    return 0
+                    return 0  # fired, moved or being fired elsewhere
+                late = (self.ctx.clock.now() - due_at).total_seconds()
+                self.ctx.metrics.timer_lateness.observe(max(0.0, late))
                 if handler is None:
                     log.error("no handler for timer kind %s; dropped", kind)
                     return 0

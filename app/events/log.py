@@ -24,15 +24,16 @@ _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
 _INSERT_EVENTS_ORDERED = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 EXERCISE_CACHE = 50_000
-EventSink = Callable[[dict[str, Any]], None]
+CommitSink = Callable[[list[dict[str, Any]]], None]
 OutboxWriter = Callable[[AsyncSession, Event], Any]
 
 
 class EventLog:
-    """Appends events; `publish` fans committed events out, `outbox` adds deliveries."""
+    """Appends events; `committed` hears of them after commit (the feed), `outbox_writers`
+    add deliveries in the same transaction."""
 
-    def __init__(self, publish: EventSink | None = None) -> None:
-        self.publish = publish
+    def __init__(self, committed: CommitSink | None = None) -> None:
+        self.committed = committed
         self.outbox_writers: list[OutboxWriter] = []
         # incident id → exercise. Fixed at intake, so a cached answer never goes stale.
         self._exercise: dict[str, bool] = {}
@@ -129,7 +130,7 @@ class EventLog:
             for write in self.outbox_writers:
                 await write(session, event)
         payloads = [event_json(event) for event in events]
-        publish = self.publish
+        sink = self.committed
 
         def committed() -> None:
             for payload in payloads:
@@ -139,8 +140,8 @@ class EventLog:
                     payload["actor"],
                     extra={"incident_id": payload["incident_id"], "event_id": payload["id"]},
                 )
-                if publish is not None:
-                    publish(payload)
+            if sink is not None:
+                sink(payloads)
 
         after_commit(session, committed)
         return events

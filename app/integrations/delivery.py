@@ -161,10 +161,20 @@ class WebhookSender:
             if not wanted:
                 return []
             lease = now + dt.timedelta(seconds=settings.webhook_timeout_s + LEASE_MARGIN_S)
+            # SKIP LOCKED: rows another replica is leasing right now are its to send.
+            free = (
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.id.in_(list(wanted)),
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .with_for_update(skip_locked=True)
+            )
             leased = await session.scalars(
                 update(WebhookDelivery)
                 .where(
-                    WebhookDelivery.id.in_(list(wanted)),
+                    WebhookDelivery.id.in_(free.scalar_subquery()),
                     WebhookDelivery.status == "pending",
                     WebhookDelivery.next_attempt_at <= now,
                 )

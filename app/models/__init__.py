@@ -10,7 +10,7 @@ from app.models.dispatch import Assignment, GuardEngagement, Offer
 from app.models.escalation import Escalation
 from app.models.incident import Event, Incident
 from app.models.intel import IntelReport
-from app.models.presence import GuardPresence, PositionHistory
+from app.models.presence import GuardPresence, PositionHistory, Replica
 from app.models.registry import Guard, PoliceStation, PoliceUnit, SecurityCompany
 from app.models.supervision import ExpiryNotice, Feedback, PointAward
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -43,6 +43,7 @@ __all__ = [
     "PoliceStation",
     "PoliceUnit",
     "PositionHistory",
+    "Replica",
     "SecurityCompany",
     "User",
     "WebhookAttempt",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -25,6 +25,20 @@ class GuardPresence(Base):
     speed_mps: Mapped[float | None] = mapped_column(Float())
     located_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Replicas (app/cluster/): which server process holds the guard's socket now, and
+    # when this row last changed, so other replicas read only what moved.
+    replica_id: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class Replica(Base):
+    """A running server process on this database; alive while its heartbeat is fresh."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class PositionHistory(Base):

@@ -113,9 +113,9 @@ async def _serve(
 
 
 async def _latest_id(ctx: AppContext) -> int:
-    async with ctx.db.transaction(readonly=True) as session:
-        latest = await session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
-    return int(latest or 0)
+    # Replicas commit out of id order: the newest id may sit above one still in flight,
+    # so a stream starts at the feed's watermark once it has caught up with "now".
+    return await ctx.feed.now()
 
 
 async def _backfill(
@@ -124,6 +124,8 @@ async def _backfill(
     while True:
         async with ctx.db.transaction(readonly=True) as session:
             stmt = select(Event).where(Event.id > last).order_by(Event.id).limit(BACKFILL_PAGE)
+            if not ctx.db.is_sqlite:  # up to the feed's watermark: the rest comes live
+                stmt = stmt.where(Event.id <= ctx.feed.published)
             if station_id is not None:
                 stmt = stmt.where(Event.station_id == station_id)
             events = list((await session.scalars(stmt)).all())

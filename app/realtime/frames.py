@@ -278,6 +278,7 @@ def offer_frame(offer: Offer, incident: Incident) -> dict[str, Any]:
         "travel_mode": offer.travel_mode,
         "ranked_by": "eta",
         "wave": offer.wave,
+        "offered_at": isoformat(offer.offered_at),
         "expires_at": isoformat(offer.expires_at),
         "exercise": incident.exercise,  # a drill: the phone shows DRILL
         **powers(incident),

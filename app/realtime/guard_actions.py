@@ -50,6 +50,10 @@ async def handle(
                     again = frames.assignment_frame(accepted.assignment, incident)
             if again is not None:
                 link.reply(again)
+            elif accepted.assignment is not None:
+                answered_s = link.offer_answered(frame.offer_id)
+                if answered_s is not None:
+                    ctx.metrics.delivered_to_accepted.observe(answered_s)
         case frames.OfferDecline():
             async with ctx.db.transaction() as session:
                 await offers.decline(session, ctx, guard_id, frame.offer_id, frame.reason)

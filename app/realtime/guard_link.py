@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500  # frames read per short transaction while replaying
+MAX_OFFERS_TIMED = 64  # offers sent on one connection whose answer time is still measured
 
 
 class GuardLink:
@@ -41,7 +43,8 @@ class GuardLink:
         self.ctx = ctx
         self.guard_id = guard_id
         self.token_id = token_id
-        self.outgoing: deque[tuple[int | None, dict[str, Any]]] = deque()
+        # (seq or None, frame or None: "read it back", when it was queued)
+        self.outgoing: deque[tuple[int | None, dict[str, Any] | None, float]] = deque()
         self.last_sent_seq = 0
         self.acked_seq = 0  # the acknowledged point as this connection last stored it
         self.last_frame_at = time.monotonic()
@@ -54,6 +57,7 @@ class GuardLink:
         self._welcome: dict[str, Any] | None = None  # set until welcome and backlog are sent
         self._newest_pushed = 0  # highest seq committed for this guard since attaching
         self._backlog_end = 0  # the guard's last seq when the replay began
+        self._offers_sent: dict[str, float] = {}  # offer id → when its frame went out
 
     # Called by the hub (sync, from after-commit callbacks) and the receive loop.
 
@@ -62,11 +66,24 @@ class GuardLink:
         if not self._live:
             return  # the replay will read it back from the database
         if self._welcome is None:
-            self._put((seq, frame))
+            self._put((seq, frame, time.monotonic()))
         elif seq - max(self.last_sent_seq, self._backlog_end) > self.ctx.settings.ws_send_queue:
             # Replaying (which reads it back): a phone that falls a queue's worth of new
             # frames behind meanwhile is as slow as one whose queue overflows.
             self.close(CloseCode.SLOW, "slow consumer: reconnect and resume")
+
+    def nudge(self, seq: int) -> None:
+        """Another replica stored frames up to `seq`: read them back from the database."""
+        if seq <= max(self._newest_pushed, self.last_sent_seq):
+            return
+        self._newest_pushed = seq
+        if self._live and self._welcome is None:
+            self._put((seq, None, time.monotonic()))
+
+    def offer_answered(self, offer_id: str) -> float | None:
+        """Seconds since this connection sent the offer (None: not sent on it)."""
+        sent = self._offers_sent.pop(offer_id, None)
+        return None if sent is None else time.monotonic() - sent
 
     def acknowledge(self, seq: int) -> None:
         """A cumulative ack from the phone; stored in the background, coalesced."""
@@ -100,9 +117,9 @@ class GuardLink:
 
     def reply(self, frame: dict[str, Any]) -> None:
         """A frame without seq (welcome, pong, error): best effort, in order with the rest."""
-        self._put((None, frame))
+        self._put((None, frame, 0.0))
 
-    def _put(self, item: tuple[int | None, dict[str, Any]]) -> None:
+    def _put(self, item: tuple[int | None, dict[str, Any] | None, float]) -> None:
         if self.closing is not None:
             return
         if len(self.outgoing) >= self.ctx.settings.ws_send_queue:
@@ -175,14 +192,19 @@ class GuardLink:
                 await self._catch_up()
                 self._welcome = None  # no await since the last check: nothing slips by
             while self.outgoing:
-                seq, frame = self.outgoing.popleft()
+                seq, frame, queued = self.outgoing.popleft()
                 if seq is None:
+                    assert frame is not None
                     await self._send(frame)
-                elif seq == self.last_sent_seq + 1:
+                    continue
+                if seq <= self.last_sent_seq:
+                    continue
+                if seq == self.last_sent_seq + 1 and frame is not None:
                     await self._send(frame)
                     self.last_sent_seq = seq
-                elif seq > self.last_sent_seq:
+                else:  # a gap, or frames stored by another replica: read them back
                     await self._catch_up()
+                self.ctx.metrics.outbox_lag.observe(time.monotonic() - queued)
         except Exception:
             log.info(
                 "guard %s send failed; connection gone",
@@ -208,6 +230,14 @@ class GuardLink:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+        if frame.get("type") == "offer":
+            self._offers_sent[frame["offer_id"]] = time.monotonic()
+            if len(self._offers_sent) > MAX_OFFERS_TIMED:
+                self._offers_sent.pop(next(iter(self._offers_sent)))
+            if "offered_at" in frame:
+                offered = dt.datetime.fromisoformat(frame["offered_at"])
+                waited = (self.ctx.clock.now() - offered).total_seconds()
+                self.ctx.metrics.offer_to_delivered.observe(max(0.0, waited))
         if "broadcast_id" in frame:  # counted as delivered (app.broadcasts.board)
             self.ctx.broadcasts.sent(self.guard_id, frame["broadcast_id"])
 

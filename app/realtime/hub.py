@@ -1,5 +1,8 @@
 """In-process publish/subscribe: committed events and guard messages to live sockets.
 
+With replicas, what another process committed arrives through the event feed
+(app/events/feed.py) and `nudge` (app/cluster/relay.py); the hub itself stays local.
+
 Every subscriber owns a bounded queue; a subscriber that falls behind is marked
 overflowed and dropped by its own socket task, never slowing the publisher.
 """
@@ -21,6 +24,8 @@ class GuardLink(Protocol):
     closing: tuple[int, str] | None  # (code, reason) once a close has begun
 
     def push(self, seq: int, frame: dict[str, Any]) -> None: ...
+
+    def nudge(self, seq: int) -> None: ...
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -47,6 +52,9 @@ class Hub:
         self._guards: dict[str, GuardLink] = {}
         # Called with (guard id, connected) when a guard's first socket opens / last closes.
         self.guard_listeners: list[Callable[[str, bool], None]] = []
+        # Called with (guard id, seq) for a frame whose guard has no socket here: with
+        # replicas, its socket may be open on another one (app/cluster/relay.py).
+        self.elsewhere: Callable[[str, int], None] | None = None
 
     # Guard sockets: one live connection per guard, the newest wins.
 
@@ -78,6 +86,15 @@ class Hub:
         link = self._guards.get(guard_id)
         if link is not None:
             link.push(seq, frame)
+        elif self.elsewhere is not None:
+            self.elsewhere(guard_id, seq)
+
+    def nudge(self, guard_id: str, seq: int) -> None:
+        """Another replica stored frames up to `seq` for this guard: if its socket is
+        here, it reads them back from the database."""
+        link = self._guards.get(guard_id)
+        if link is not None:
+            link.nudge(seq)
 
     # Event stream subscribers.
 

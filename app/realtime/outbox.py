@@ -67,7 +67,8 @@ async def enqueue_many(
     postgres = connection.dialect.name == "postgresql"
     bumped = await connection.execute(
         _BUMP[postgres],
-        [{"guard_id": guard_id, "last_seq": 1, "acked_seq": 0} for guard_id in guard_ids],
+        # In guard order, so concurrent writers lock channels in one order (no deadlock).
+        [{"guard_id": guard_id, "last_seq": 1, "acked_seq": 0} for guard_id in sorted(guard_ids)],
     )
     seqs = {guard_id: int(seq) for guard_id, seq in bumped.all()}
     now = ctx.clock.now()

@@ -60,6 +60,7 @@ class PositionWriter:
         self._latest: dict[str, dict[str, Any]] = {}
         self._history: list[dict[str, Any]] = []
         self._last_history: dict[str, float] = {}
+        self._flushing = asyncio.Lock()
 
     def ingest(self, entry: GuardEntry, frame: Location) -> None:
         """Apply a validated location frame, or raise FrameError; no I/O."""
@@ -85,6 +86,7 @@ class PositionWriter:
             "speed_mps": frame.speed_mps,
             "located_at": frame.at,
             "seen_at": dt.datetime.fromtimestamp(now, UTC),
+            "changed_at": dt.datetime.fromtimestamp(now, UTC),  # other replicas read by it
         }
         if at - self._last_history.get(entry.guard_id, 0.0) >= settings.position_history_interval_s:
             self._last_history[entry.guard_id] = at
@@ -109,7 +111,13 @@ class PositionWriter:
         return len(self._latest) + len(self._history)
 
     async def flush(self) -> int:
-        """Write what has accumulated, in short transactions; on failure it is kept."""
+        """Write what has accumulated, in short transactions; on failure it is kept. One
+        flush at a time: when it returns, every position taken before the call is written
+        (or kept for the next one), including those a flush already under way had taken."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self._latest and not self._history:
             return 0
         latest, history = list(self._latest.values()), self._history
@@ -140,13 +148,16 @@ class PositionWriter:
             )
             # on_duty is written by the duty handler only: a late flush must not undo "off",
             # nor put back the position going off duty cleared.
-            columns = ("lat", "lon", "accuracy_m", "heading", "speed_mps", "located_at", "seen_at")
+            columns = (
+                *("lat", "lon", "accuracy_m", "heading", "speed_mps"),
+                *("located_at", "seen_at", "changed_at"),
+            )
             stmt = upsert.on_conflict_do_update(
                 index_elements=["guard_id"],
                 set_={c: upsert.excluded[c] for c in columns},
                 where=GuardPresence.on_duty.is_(True),
             )
-            await session.execute(stmt, rows)
+            await session.execute(stmt, sorted(rows, key=lambda row: row["guard_id"]))
 
     async def run(self) -> None:
         interval = self.ctx.settings.position_flush_interval_s
