@@ -201,8 +201,9 @@ async def _abandon(session: AsyncSession, error: BaseException) -> None:
 
 # SQLSTATE classes of a database that cannot serve now: 08 connection exception,
 # 53 insufficient resources (too many connections), 57 operator intervention (57014
-# statement_timeout, 57P01 shutdown, 57P03 starting up); 55P03 lock_not_available.
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03")
+# statement_timeout, 57P01 shutdown, 57P03 starting up); 55P03 lock_not_available;
+# 40001 / 40P01, a serialization failure or deadlock victim: nothing was written, retry.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03", "40001", "40P01")
 _SQLITE_UNAVAILABLE = (
     "database is locked",
     "database table is locked",

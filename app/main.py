@@ -188,6 +188,12 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _report_if_died(task: asyncio.Task[Any]) -> None:
+    """Background loops run for the process's life: one that ends early is a bug to see."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
 def _settle_garbage_collector() -> None:
     """Keep the cyclic collector off the dispatch path. What startup built (modules, ORM
     and schema metadata) lives forever: freeze it out of every collection. A collection
@@ -231,6 +237,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             asyncio.create_task(ctx.availability.run(), name="restaffing"),
             *await replica_tasks(ctx),
         ]
+        for task in tasks:
+            task.add_done_callback(_report_if_died)
         try:
             yield
         finally:

@@ -178,13 +178,20 @@ class Harness:
     async def post(
         self, path: str, body: Any = None, *, role: str = "admin", **kw: Any
     ) -> httpx.Response:
-        return await self.client.post(path, json=body, headers=await self.headers(role), **kw)
+        await self.settle()  # replica mode: what the phones did is known everywhere first
+        response = await self.client.post(path, json=body, headers=await self.headers(role), **kw)
+        await self.settle()
+        return response
 
     async def get(self, path: str, *, role: str = "admin", **kw: Any) -> httpx.Response:
+        await self.settle()
         return await self.client.get(path, headers=await self.headers(role), **kw)
 
     async def patch(self, path: str, body: Any, *, role: str = "admin") -> httpx.Response:
-        return await self.client.patch(path, json=body, headers=await self.headers(role))
+        await self.settle()
+        response = await self.client.patch(path, json=body, headers=await self.headers(role))
+        await self.settle()
+        return response
 
     # Factories (through the real API) ----------------------------------------------
 

@@ -127,6 +127,12 @@ class Phone:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+        if self.harness.replicas:  # the sockets' replica has let go, and the others know
+            home = self.harness.replicas[-1].ctx
+            async with asyncio.timeout(WAIT_S):
+                while home.hub.guard_link(self.id) is not None:
+                    await asyncio.sleep(0.01)
+            await self.harness.settle()
 
     async def closed_with(self, timeout: float = WAIT_S) -> int | None:
         """Read until the server closes; the close code."""

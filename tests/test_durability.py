@@ -172,7 +172,7 @@ async def _start(database_url: str, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
     )
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        for _ in range(600):  # 30 s: a loaded 2-core machine starts Python slowly
             try:
                 if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                     return process

@@ -120,3 +120,21 @@ def test_relay_payloads_stay_under_postgresqls_limit_and_read_back() -> None:
     read = [decode(p) for p in payloads]
     assert {(origin, kind) for origin, _, kind, _ in read} == {("replica-a", "g")}
     assert [item for *_, chunk in read for item in chunk] == items
+
+
+def test_a_gap_waits_for_its_own_writers_only_never_for_newer_ones() -> None:
+    # 6 is missing; 93 and 97 ran when the gap was seen.
+    step = advance(5, [7], snap(93, 100, 93, 97), None)
+    # Busy database: 97 still runs, newer writers 100–110 come and go.
+    for newer in range(100, 110):
+        step = advance(5, [7, 8], snap(97, newer + 1, 97, newer), step.gap)
+        assert step.gap == Gap(7, frozenset({97}))  # never the newer ones
+    done = advance(5, [7, 8], snap(110, 111, 110), step.gap)  # 97 ended: 6 is gone
+    assert (done.publish, done.published) == ([7, 8], 8)
+
+
+def test_a_settled_gap_never_skips_ids_past_the_page_read() -> None:
+    step = advance(5, [7, 8, 9, 10], snap(90, 100, 93), None)
+    # 93 ended; the page holds 7 only (a page limit), ids up to 10 exist.
+    later = advance(5, [7], snap(100, 100), step.gap)
+    assert (later.publish, later.published) == ([7], 7)

@@ -143,13 +143,13 @@ async def _head(session: AsyncSession, chain: Chain, *, lock: bool) -> ChainHead
     return head
 
 
-_LOCK_HOLDERS = f"""
+CHAIN_WRITERS_HOLDERS = f"""
     SELECT DISTINCT virtualtransaction FROM pg_locks
     WHERE locktype = 'advisory' AND classid = {CHAIN_WRITERS_LOCK >> 32}
       AND objid = {CHAIN_WRITERS_LOCK & 0xFFFF_FFFF} AND objsubid = 1
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
-_STILL_HOLDING = text(_LOCK_HOLDERS + " AND virtualtransaction IN :holders").bindparams(
+_STILL_HOLDING = text(CHAIN_WRITERS_HOLDERS + " AND virtualtransaction IN :holders").bindparams(
     bindparam("holders", expanding=True)
 )
 
@@ -165,7 +165,7 @@ async def _pg_watermarks(db: Database, chains: Sequence[Chain], wait_s: float) -
                 {"t": chain.table.name},
             )
             marks[chain.name] = int(value or 0)
-        holders = list((await session.scalars(text(_LOCK_HOLDERS))).all())
+        holders = list((await session.scalars(text(CHAIN_WRITERS_HOLDERS))).all())
     deadline = time.monotonic() + wait_s
     while holders:
         if time.monotonic() > deadline:

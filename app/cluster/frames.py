@@ -34,7 +34,7 @@ def forward_to(relay: Relay) -> Callable[[str, int], None]:
     """The hub's `elsewhere`: a frame for a guard with no socket here."""
 
     def forward(guard_id: str, seq: int) -> None:
-        relay.send(KIND, f"{guard_id}:{seq}")
+        relay.send(KIND, f"{guard_id}:{seq}", key=guard_id)
 
     return forward
 

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select, update
 
 from app.cluster import replica
+from app.cluster.replica import database_now
 from app.dispatch import engagement, roster
 from app.geo.live_index import GuardEntry
-from app.models import Guard, GuardPresence, SecurityCompany
+from app.geo.zones import parse_jurisdiction
+from app.models import Guard, GuardPresence, PoliceStation, SecurityCompany
 from app.realtime.close_codes import CloseCode
 
 if TYPE_CHECKING:
@@ -53,11 +55,14 @@ class Peers:
         self._sockets: dict[str, bool] = {}  # guard → socket open here, not yet written
         self._socket_writer: asyncio.Task[None] | None = None
         self._writing: dict[str, bool] = {}  # the batch being written now
+        # guard → changed_at this replica wrote when the guard's socket opened here
+        self._socket_written: dict[str, dt.datetime] = {}
         self._guards: set[str] = set()  # named by remote events: engagement to refresh
         self._registry: set[str] = set()  # guards whose registry facts changed elsewhere
         self._companies: set[str] = set()
         self._unstaffed: set[str] = set()
         self._broadcasts = False
+        self._stations: set[str] = set()  # jurisdictions changed elsewhere
         self._refresher: asyncio.Task[None] | None = None
         ctx.hub.guard_listeners.append(self.guard_socket)
 
@@ -85,10 +90,10 @@ class Peers:
                 self._writing = {}
 
     async def _store_sockets(self, batch: dict[str, bool]) -> None:
-        now = self.ctx.clock.now()
         opened = [guard_id for guard_id, up in batch.items() if up]
         closed = [guard_id for guard_id, up in batch.items() if not up]
         async with self.ctx.db.transaction(serial=False) as session:
+            now = await database_now(session)
             if opened:
                 # Guards without a row have never been on duty: going on duty writes the
                 # row with this replica's id (app/dispatch/roster.py set_duty).
@@ -107,6 +112,10 @@ class Peers:
                     )
                     .values(replica_id=None, changed_at=now)
                 )
+        for guard_id in opened:
+            self._socket_written[guard_id] = now
+        for guard_id in closed:
+            self._socket_written.pop(guard_id, None)
         if closed:
             await self._read_presence(GuardPresence.guard_id.in_(closed))
 
@@ -119,9 +128,7 @@ class Peers:
         while True:
             try:
                 if passes % beat_every == 0:
-                    await replica.heartbeat(
-                        self.ctx.db, self.ctx.clock, self.replica_id, self.started_at
-                    )
+                    await replica.heartbeat(self.ctx.db, self.replica_id, self.started_at)
                     await self._check_alive()
                 await self.sync()
             except Exception:
@@ -133,26 +140,32 @@ class Peers:
         await replica.leave(self.ctx.db, self.replica_id)
 
     async def _check_alive(self) -> None:
-        self.alive = await replica.alive(self.ctx.db, self.ctx.clock) | {self.replica_id}
+        self.alive = await replica.alive(self.ctx.db) | {self.replica_id}
         for guard_id, holder in list(self._where.items()):
             if holder not in self.alive:
                 entry = self.ctx.live.get(guard_id)
                 if entry is not None and self.ctx.hub.guard_link(guard_id) is None:
                     self._set_connected(entry, False)
+                    # Its replica died with the socket: watched as if it had closed here
+                    # (every survivor may; the timer is one row).
+                    self.ctx.availability.guard_socket(guard_id, False)
                 del self._where[guard_id]
 
     async def sync(self) -> None:
-        """Read the presence rows changed since the last look and apply them."""
-        now = self.ctx.clock.now()
+        """Read the presence rows changed since the last look and apply them. Times are
+        the database's (changed_at is written with it), so hosts' clocks do not matter."""
         if self._cursor is None:  # first look: every socket held anywhere, and what moved
+            async with self.ctx.db.transaction(readonly=True) as session:
+                self._cursor = await database_now(session) - MARGIN
             changed = or_(
                 GuardPresence.replica_id.is_not(None),
-                GuardPresence.changed_at >= now - 2 * MARGIN,
+                GuardPresence.changed_at >= self._cursor - MARGIN,
             )
         else:
             changed = GuardPresence.changed_at >= self._cursor - MARGIN
         newest = await self._read_presence(changed)
-        self._cursor = max(self._cursor or now, newest or now) if newest else (self._cursor or now)
+        if newest is not None and newest > self._cursor:
+            self._cursor = newest
 
     async def _read_presence(self, condition: Any) -> dt.datetime | None:
         async with self.ctx.db.transaction(readonly=True) as session:
@@ -184,7 +197,8 @@ class Peers:
             # Its socket is here, and this process knows best, unless the phone has since
             # connected to another replica (the row is written last by the newest socket;
             # ours counts once written): one live connection per guard, the newest wins.
-            if elsewhere and guard_id not in self._sockets and guard_id not in self._writing:
+            ours = self._socket_written.get(guard_id)
+            if elsewhere and ours is not None and row.changed_at and row.changed_at > ours:
                 link.close(CloseCode.REPLACED, "replaced by a newer connection")
             return False
         entry = self.ctx.live.get(guard_id)
@@ -204,7 +218,9 @@ class Peers:
             and row.lon is not None
             and row.located_at is not None
             and row.seen_at is not None
-            and row.seen_at.timestamp() > entry.seen_at
+            and row.seen_at.timestamp() >= entry.seen_at
+            and (row.lat, row.lon, row.located_at.timestamp())
+            != (entry.lat, entry.lon, entry.located_at)
         ):
             self.ctx.live.move(
                 entry,
@@ -240,9 +256,11 @@ class Peers:
             self._set_connected(entry, False)
 
     async def settled(self) -> None:
-        """Wait until what remote events asked to refresh has been refreshed."""
-        while self._refresher is not None and not self._refresher.done():
-            await asyncio.wait([self._refresher])
+        """Wait until sockets opened or closed here are recorded and what remote events
+        asked to refresh is refreshed (tests; the pace of the staleness bound, at once)."""
+        for task in (self._socket_writer, self._refresher):
+            if task is not None and not task.done():
+                await asyncio.wait([task])
 
     # What other replicas recorded --------------------------------------------------
 
@@ -251,10 +269,19 @@ class Peers:
         data = event.get("data") or {}
         kind = str(event["type"])
         guard_id = data.get("guard_id")
+        if kind.startswith(("guard.", "company.", "user.", "api_key.")):
+            # Credentials cached here may have been revoked or their holder suspended.
+            self.ctx.principals.clear()
+        if kind == "guard.token_revoked" and isinstance(guard_id, str):
+            link = self.ctx.hub.guard_link(guard_id)
+            if link is not None and link.token_id == data.get("token_id"):
+                link.close(CloseCode.UNAUTHORIZED, "device token revoked")
         if isinstance(guard_id, str):
             self._guards.add(guard_id)
             if kind.startswith("guard."):
                 self._registry.add(guard_id)
+        if kind in ("station.created", "station.updated") and event.get("station_id"):
+            self._stations.add(str(event["station_id"]))
         if kind.startswith("company."):
             company_id = data.get("company_id")
             if isinstance(company_id, str):
@@ -263,9 +290,13 @@ class Peers:
             self._unstaffed.add(str(event["incident_id"]))
         elif kind.startswith("broadcast."):
             self._broadcasts = True
-        else:
-            return
-        self._schedule_refresh()
+        if self._pending():
+            self._schedule_refresh()
+
+    def _pending(self) -> bool:
+        return bool(
+            self._guards or self._companies or self._unstaffed or self._broadcasts or self._stations
+        )
 
     def _schedule_refresh(self) -> None:
         if self._refresher is None or self._refresher.done():
@@ -274,26 +305,40 @@ class Peers:
             )
 
     async def _refresh(self) -> None:
-        await asyncio.sleep(EVENT_DEBOUNCE_S)
-        guards, self._guards = self._guards, set()
-        registry, self._registry = self._registry, set()
-        companies, self._companies = self._companies, set()
-        unstaffed, self._unstaffed = self._unstaffed, set()
-        broadcasts, self._broadcasts = self._broadcasts, False
-        try:
-            if guards:
-                await self._refresh_engagement(sorted(guards))
-            for guard_id in registry:
-                if self.ctx.live.get(guard_id) is not None:
-                    await roster.load_guard(self.ctx, guard_id)
-            if companies:
-                await self._refresh_companies(companies)
-            if unstaffed:
-                await self.ctx.availability.load(sorted(unstaffed))
-            if broadcasts:
-                await self.ctx.broadcasts.load()
-        except Exception:
-            log.warning("refresh after remote events failed", exc_info=True)
+        """Until nothing is left to refresh (events go on arriving meanwhile)."""
+        while self._pending():
+            await asyncio.sleep(EVENT_DEBOUNCE_S)
+            stations, self._stations = self._stations, set()
+            guards, self._guards = self._guards, set()
+            registry, self._registry = self._registry, set()
+            companies, self._companies = self._companies, set()
+            unstaffed, self._unstaffed = self._unstaffed, set()
+            broadcasts, self._broadcasts = self._broadcasts, False
+            try:
+                if guards:
+                    await self._refresh_engagement(sorted(guards))
+                for guard_id in registry:
+                    if self.ctx.live.get(guard_id) is not None:
+                        await roster.load_guard(self.ctx, guard_id)
+                if registry:  # duty changes, at once rather than at the next sync
+                    await self._read_presence(GuardPresence.guard_id.in_(sorted(registry)))
+                if companies:
+                    await self._refresh_companies(companies)
+                if unstaffed:
+                    await self.ctx.availability.load(sorted(unstaffed))
+                if broadcasts:
+                    await self.ctx.broadcasts.load()
+                if stations:
+                    await self._refresh_stations(stations)
+            except Exception:
+                log.warning("refresh after remote events failed; retrying", exc_info=True)
+                self._guards |= guards
+                self._registry |= registry
+                self._companies |= companies
+                self._unstaffed |= unstaffed
+                self._broadcasts |= broadcasts
+                self._stations |= stations
+                await asyncio.sleep(1.0)
 
     async def _refresh_engagement(self, guard_ids: list[str]) -> None:
         async with self.ctx.db.transaction(readonly=True) as session:
@@ -309,6 +354,18 @@ class Peers:
                 self.ctx.live.engage(entry, activity, incident_id)
         if freed:
             self.ctx.availability.poke()
+
+    async def _refresh_stations(self, station_ids: set[str]) -> None:
+        async with self.ctx.db.transaction(readonly=True) as session:
+            rows = (
+                await session.execute(
+                    select(PoliceStation.id, PoliceStation.jurisdiction).where(
+                        PoliceStation.id.in_(station_ids)
+                    )
+                )
+            ).all()
+        for station_id, geojson in rows:
+            self.ctx.jurisdictions.put(station_id, parse_jurisdiction(geojson))
 
     async def _refresh_companies(self, company_ids: set[str]) -> None:
         indexed = [e.guard_id for e in self.ctx.live if e.company_id in company_ids]

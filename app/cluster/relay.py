@@ -36,7 +36,9 @@ Handler = Callable[[list[str]], None]
 @dataclass
 class _Outgoing:
     events: bool = False
-    items: dict[str, list[str]] = field(default_factory=dict)
+    # kind → key → item: a guard's newer seq replaces its older one, so what waits while
+    # the connection is down stays bounded by the number of guards.
+    items: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def encode(origin: str, sent_at: float, kind: str, items: list[str]) -> list[str]:
@@ -87,8 +89,9 @@ class Relay:
         self._out.events = True
         self._pending.set()
 
-    def send(self, kind: str, item: str) -> None:
-        self._out.items.setdefault(kind, []).append(item)
+    def send(self, kind: str, item: str, key: str | None = None) -> None:
+        """Queue `item`; a later item with the same `key` replaces it."""
+        self._out.items.setdefault(kind, {})[key or item] = item
         self._pending.set()
 
     def _take(self) -> list[str]:
@@ -96,7 +99,7 @@ class Relay:
         now = time.time()
         payloads = [f"{self.replica_id}|{now:.6f}|e|"] if out.events else []
         for kind, items in out.items.items():
-            payloads.extend(encode(self.replica_id, now, kind, items))
+            payloads.extend(encode(self.replica_id, now, kind, list(items.values())))
         return payloads
 
     # The connection ----------------------------------------------------------------------
@@ -106,10 +109,12 @@ class Relay:
         while True:
             connection: asyncpg.Connection | None = None
             try:
-                connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout_s)
-                lost = asyncio.Event()
-                connection.add_termination_listener(partial(_set, lost))
-                await connection.add_listener(CHANNEL, self._heard)
+                # Connecting and LISTEN both bounded: a stalled server must not hold us.
+                async with asyncio.timeout(self.connect_timeout_s + KEEPALIVE_S):
+                    connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout_s)
+                    lost = asyncio.Event()
+                    connection.add_termination_listener(partial(_set, lost))
+                    await connection.add_listener(CHANNEL, self._heard)
                 self.connected = True
                 if attempt:
                     log.info("relay connection back after %d attempts; resynchronising", attempt)
@@ -119,6 +124,8 @@ class Relay:
                 await self._serve(connection, lost)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
                 log.warning("relay connection lost (%s); reconnecting", type(e).__name__)
+            except Exception:
+                log.exception("relay failed; reconnecting")
             finally:
                 self.connected = False
                 if connection is not None:

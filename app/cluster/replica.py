@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import delete, make_url, select
+from sqlalchemy import delete, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import Clock
 from app.db import Database
 from app.models import Replica
 
@@ -28,10 +28,19 @@ def new_replica_id(configured: str = "") -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-async def heartbeat(db: Database, clock: Clock, replica_id: str, started_at: dt.datetime) -> None:
-    now = clock.now()
+async def database_now(session: AsyncSession) -> dt.datetime:
+    """The database server's time: one clock for every replica, whatever their hosts'."""
+    if session.get_bind().dialect.name == "sqlite":
+        return dt.datetime.now(dt.UTC)
+    value = await session.scalar(select(func.now()))
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+async def heartbeat(db: Database, replica_id: str, started_at: dt.datetime) -> None:
     insert = sqlite.insert if db.is_sqlite else postgresql.insert
     async with db.transaction(serial=False) as session:
+        now = await database_now(session)
         await session.execute(
             insert(Replica)
             .values(id=replica_id, started_at=started_at, heartbeat_at=now)
@@ -40,10 +49,10 @@ async def heartbeat(db: Database, clock: Clock, replica_id: str, started_at: dt.
         await session.execute(delete(Replica).where(Replica.heartbeat_at < now - FORGET_AFTER))
 
 
-async def alive(db: Database, clock: Clock) -> set[str]:
-    """The replicas whose heartbeat is fresh."""
-    since = clock.now() - dt.timedelta(seconds=DEAD_AFTER_S)
+async def alive(db: Database) -> set[str]:
+    """The replicas whose heartbeat is fresh (by the database's clock)."""
     async with db.transaction(readonly=True) as session:
+        since = await database_now(session) - dt.timedelta(seconds=DEAD_AFTER_S)
         found = await session.scalars(select(Replica.id).where(Replica.heartbeat_at >= since))
         return set(found.all())
 

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import ARRAY, String, Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,12 @@ _CLAIM = tuple(
     dialect.insert(_ENGAGEMENTS).on_conflict_do_nothing().returning(_ENGAGEMENTS.c.guard_id)
     for dialect in (sqlite, postgresql)
 )
+
+
+# Transaction-scoped, per guard, taken without waiting: the guards this transaction may claim.
+_TRY_GUARD_LOCKS = text(
+    "SELECT g FROM unnest(:ids) AS g WHERE pg_try_advisory_xact_lock(hashtextextended(g, 1))"
+).bindparams(bindparam("ids", type_=ARRAY(String())))
 
 
 async def claim(
@@ -58,6 +64,20 @@ async def claim_many(
     """
     if not claims:
         return set()
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        # Never wait for another transaction's claim on the same guard (an INSERT would
+        # wait for its uncommitted row, and two waves claiming in several batches could
+        # wait for each other): a guard someone is claiming right now is skipped.
+        free = set(
+            (await connection.execute(_TRY_GUARD_LOCKS, {"ids": sorted(g for g, _ in claims)}))
+            .scalars()
+            .all()
+        )
+        claims = [(guard_id, ref_id) for guard_id, ref_id in claims if guard_id in free]
+        if not claims:
+            return set()
     rows = [
         {
             "guard_id": guard_id,
@@ -70,9 +90,8 @@ async def claim_many(
         # other in one order, never in a cycle (PostgreSQL has no writer lock).
         for guard_id, ref_id in sorted(claims)
     ]
-    connection = await session.connection()
     # executemany with RETURNING: SQLAlchemy sends one INSERT … VALUES (…), (…) (cached).
-    result = await connection.execute(_CLAIM[connection.dialect.name == "postgresql"], rows)
+    result = await connection.execute(_CLAIM[postgres], rows)
     won = set(result.scalars())
     activity = "offered" if kind == EngagementKind.OFFER else AssignmentStatus.EN_ROUTE
     for guard_id, _ in claims:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,7 +152,7 @@ async def set_duty(session: AsyncSession, ctx: AppContext, guard_id: str, on_dut
     changes: dict[str, object] = {"on_duty": on_duty} if on_duty else {**OFF_DUTY_CLEARS}
     # Other replicas read presence by changed_at, and dispatch a guard whose socket is on a
     # live replica (app/cluster/peers.py).
-    changes["changed_at"] = now
+    changes["changed_at"] = func.now() if insert is postgresql.insert else now
     if ctx.hub.guard_link(guard_id) is not None:
         changes["replica_id"] = ctx.replica_id
     await session.execute(

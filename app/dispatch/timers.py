@@ -100,6 +100,7 @@ class Scheduler:
         self.handlers = handlers
         self.batch = batch
         self._wake = asyncio.Event()
+        self._firing = asyncio.Lock()
         ctx.clock.on_change(self.wake)
 
     def wake(self) -> None:
@@ -117,7 +118,13 @@ class Scheduler:
             await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=5.0)
 
     async def fire_due(self) -> int:
-        """Fire every timer due now; returns how many fired."""
+        """Fire every timer due now; returns how many fired. One pass at a time in this
+        process: a caller returns only once a pass already under way is done too (rows
+        being fired are skipped, not waited for)."""
+        async with self._firing:
+            return await self._fire_due()
+
+    async def _fire_due(self) -> int:
         fired = 0
         while True:
             now = self.ctx.clock.now()

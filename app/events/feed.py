@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, text
 
+from app.audit.chain import CHAIN_WRITERS_HOLDERS
 from app.clock import isoformat
 from app.db import Database
 from app.events.watermark import Gap, Snapshot, advance
@@ -35,6 +36,12 @@ POLL_S = 1.0  # at least this often, whatever was (not) notified
 GAP_RETRY_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # while ids are in flight
 LOCAL_IDS = 100_000  # ids recorded here, remembered to tell local from remote events
 STARTUP_LOOKBACK = 1000  # ids below the newest re-read at start, in case some were in flight
+NARROW_AFTER_S = 0.1  # a gap open this long: check which of its blockers write events
+XID32 = 0xFFFF_FFFF
+_EVENT_WRITERS = text(
+    "SELECT transactionid::text::bigint FROM pg_locks WHERE locktype = 'transactionid' "
+    f"AND virtualtransaction IN ({CHAIN_WRITERS_HOLDERS})"
+)
 
 _EVENTS = cast(Table, Event.__table__)
 _PAGE = (
@@ -65,6 +72,8 @@ class EventFeed:
         self.metrics = metrics
         self.published = 0  # every event with an id at or below it is published or gone
         self._gap: Gap | None = None
+        self._gap_since = 0.0
+        self.started = False  # PostgreSQL: caught up once from the table
         self._wake = asyncio.Event()
         self._local: OrderedDict[int, None] = OrderedDict()
         # Called for events recorded by another replica (what this one must learn).
@@ -127,26 +136,39 @@ class EventFeed:
         if self.db.is_sqlite:
             async with self.db.transaction(readonly=True) as session:
                 self.published = int(await session.scalar(select(func.max(Event.id))) or 0)
+            self.started = True
             return
         async with self.db.transaction(readonly=True) as session:
             newest = int(await session.scalar(select(func.max(Event.id))) or 0)
         self.published = max(0, newest - STARTUP_LOOKBACK)
-        while await self.step(quiet=True) == PAGE:
+        await self._catch_up(quiet=True)
+        self.started = True
+
+    async def _catch_up(self, *, quiet: bool = False) -> None:
+        """Page after page while pages come full and nothing is in flight."""
+        while await self.step(quiet=quiet) == PAGE and self._gap is None:
             pass
 
     async def run(self) -> None:
         """PostgreSQL: publish what committed, whenever woken or every POLL_S."""
+        while not self.started:  # the database was not there at startup: start now
+            try:
+                await self.start()
+            except Exception:
+                log.warning("event feed cannot start yet; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
         retry = 0
         while True:
             try:
                 if not self._wake.is_set():
                     await _wait(self._wake, POLL_S)
                 self._wake.clear()
-                while await self.step() == PAGE:
-                    pass
+                await self._catch_up()
                 if self._gap is None:
                     retry = 0
                     continue
+                if time.monotonic() - self._gap_since > NARROW_AFTER_S:
+                    await self._narrow_gap()
                 # Ids in flight: look again shortly, a little later each time.
                 await asyncio.sleep(GAP_RETRY_S[min(retry, len(GAP_RETRY_S) - 1)])
                 retry += 1
@@ -163,6 +185,8 @@ class EventFeed:
             return 0
         snapshot = Snapshot.parse(rows[0].snapshot)
         decided = advance(self.published, [row.id for row in rows], snapshot, self._gap)
+        if decided.gap is not None and (self._gap is None or decided.gap.upto != self._gap.upto):
+            self._gap_since = time.monotonic()
         self._gap = decided.gap
         wanted = set(decided.publish)
         now = time.time()
@@ -186,6 +210,18 @@ class EventFeed:
             self.metrics.feed_lag.observe(max(0.0, now - row.at.timestamp()))
         self.published = max(self.published, decided.published)
         return len(rows)
+
+    async def _narrow_gap(self) -> None:
+        """Keep, of the gap's blockers, only transactions that write events (they hold
+        the chain writers' lock from before they draw an id until they end): an idle
+        session left open elsewhere on the server must not hold the stream."""
+        gap = self._gap
+        if gap is None:
+            return
+        async with self.db.transaction(readonly=True) as session:
+            writers = {int(x) for x in (await session.scalars(_EVENT_WRITERS)).all()}
+        if self._gap is gap:  # xid8 in snapshots, 32-bit xid in pg_locks
+            self._gap = Gap(gap.upto, frozenset(b for b in gap.blockers if (b & XID32) in writers))
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:

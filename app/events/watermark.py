@@ -58,22 +58,31 @@ class Step:
 def advance(published: int, visible: Sequence[int], snapshot: Snapshot, gap: Gap | None) -> Step:
     """Given the ids visible in `snapshot` above `published` (ascending), what to publish.
 
-    `gap` is what the previous step left waiting; it is settled when its blockers have
-    all ended in this snapshot, and then its missing ids are skipped.
+    `gap` is what the previous step left waiting. Its blockers only shrink as they end (a
+    gap is never handed the newer transactions of a busy database, or it could wait as
+    long as the load lasts); once all have ended its missing ids are skipped. A missing id
+    past it starts a new gap, blocked by the transactions running now.
     """
-    settled = gap.upto if gap is not None and all(map(snapshot.ended, gap.blockers)) else 0
+    settled = 0
+    if gap is not None:
+        running = frozenset(xid for xid in gap.blockers if not snapshot.ended(xid))
+        if running:
+            gap = Gap(gap.upto, running)
+        else:
+            settled, gap = gap.upto, None
     out: list[int] = []
     for event_id in visible:
-        if event_id - 1 > max(published, settled):
-            # Something between is missing and not yet known to be gone: wait for the
-            # transactions running now (they include whoever holds the missing ids).
-            upto = max(visible[-1], gap.upto if gap is not None and not settled else 0)
-            return Step(out, max(published, settled), Gap(upto, snapshot.xip))
+        done = max(published, settled)
+        if event_id - 1 > done:
+            # Something between is missing and not yet known to be gone: wait for whoever
+            # may hold it (the transactions running now include its writer).
+            if gap is None or done + 1 > gap.upto:
+                gap = Gap(visible[-1], snapshot.xip)
+            return Step(out, done, gap)
         out.append(event_id)
         published = event_id
-    if gap is not None and not settled:
-        return Step(out, published, gap if gap.upto > published else None)
-    if settled > published:
-        # Ids up to `settled` were missing and are gone: nothing is left to wait for.
-        published = settled
-    return Step(out, published, None)
+    if visible:  # missing ids up to `settled` are gone (not past the page read, though)
+        published = max(published, min(settled, visible[-1]))
+    if gap is not None and gap.upto <= published:
+        gap = None
+    return Step(out, published, gap)

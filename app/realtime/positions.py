@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.geo.distance import haversine_m
@@ -152,9 +152,12 @@ class PositionWriter:
                 *("lat", "lon", "accuracy_m", "heading", "speed_mps"),
                 *("located_at", "seen_at", "changed_at"),
             )
+            values: dict[str, Any] = {c: upsert.excluded[c] for c in columns}
+            if dialect == "postgresql":  # replicas read by the database's clock
+                values["changed_at"] = func.now()
             stmt = upsert.on_conflict_do_update(
                 index_elements=["guard_id"],
-                set_={c: upsert.excluded[c] for c in columns},
+                set_=values,
                 where=GuardPresence.on_duty.is_(True),
             )
             await session.execute(stmt, sorted(rows, key=lambda row: row["guard_id"]))
