@@ -25,6 +25,7 @@ from app.migrate import upgrade
 from app.settings import Settings
 
 SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+TOKEN_RENEW_S = 600
 
 
 def _pg_parts(url: str) -> tuple[str, str]:
@@ -109,6 +110,7 @@ class Harness:
     clock: ManualClock
     client: httpx.AsyncClient
     _tokens: dict[str, str] = field(default_factory=dict)
+    _issued: dict[str, dt.datetime] = field(default_factory=dict)
     # Replica mode (DISPATCH_TEST_REPLICAS=2 on PostgreSQL): every replica, this one
     # first. REST goes to this one, websockets to the last.
     replicas: list[Harness] = field(default_factory=list)
@@ -159,8 +161,13 @@ class Harness:
     async def token(self, role: str, **kw: Any) -> str:
         """A bearer token for a (cached) user of this role; company managers need company_id."""
         key = f"{role}:{sorted(kw.items())}"
+        issued = self._issued.get(key)
+        # Tokens live 15 min, by the (manual) clock tests move: renewed well before.
+        if issued is None or abs((self.now() - issued).total_seconds()) > TOKEN_RENEW_S:
+            self._tokens.pop(key, None)
         if key not in self._tokens:
             self._tokens[key] = await self.login(await self.user(role, **kw))
+            self._issued[key] = self.now()
         return self._tokens[key]
 
     async def api_key(self, scopes: list[str], station_id: str | None = None) -> str:
@@ -280,9 +287,15 @@ async def start_harness(
 
 def _act_for_all(replicas: list[Harness]) -> None:
     """Replica mode: what tests ask of the first replica's background work (write
-    positions behind, fire due timers, drain webhooks) is done by every replica."""
+    positions behind, fire due timers, drain webhooks, tick the consoles' positions feed)
+    is done by every replica."""
     first = replicas[0].ctx
-    for name, attr in (("positions", "flush"), ("scheduler", "fire_due"), ("webhooks", "drain")):
+    for name, attr in (
+        ("positions", "flush"),
+        ("scheduler", "fire_due"),
+        ("webhooks", "drain"),
+        ("positions_feed", "tick"),
+    ):
         own = [getattr(getattr(r.ctx, name), attr) for r in replicas]
 
         async def everywhere(*args: Any, _own: list[Any] = own, **kw: Any) -> Any:

@@ -67,6 +67,7 @@ async def test_going_off_duty_clears_the_last_position_everywhere(
     await phone.sync()
     await off_duty(phone)  # …when duty ends
     await harness.ctx.positions.flush()
+    await harness.settle()  # with replicas: every replica's index has heard
 
     stored = await presence(harness, phone.id)
     assert stored is not None and not stored.on_duty

@@ -241,13 +241,7 @@ class Peers:
 
     async def _load(self, session: Any, guard_ids: list[str]) -> None:
         """Registry facts and engagement of guards this index has not held yet."""
-        rows = (
-            await session.execute(
-                select(Guard, SecurityCompany)
-                .join(SecurityCompany, SecurityCompany.id == Guard.company_id)
-                .where(Guard.id.in_(guard_ids))
-            )
-        ).all()
+        rows = await _registry_rows(session, guard_ids)
         held = await engagement.activities(session, guard_ids)
         for guard, company in rows:
             entry = self.ctx.live.put(roster.entry_for(guard, company))
@@ -372,12 +366,19 @@ class Peers:
         if not indexed:
             return
         async with self.ctx.db.transaction(readonly=True) as session:
-            rows = (
-                await session.execute(
-                    select(Guard, SecurityCompany)
-                    .join(SecurityCompany, SecurityCompany.id == Guard.company_id)
-                    .where(Guard.id.in_(indexed))
-                )
-            ).all()
+            rows = await _registry_rows(session, indexed)
         for guard, company in rows:
             roster.refresh_guard(self.ctx, guard, company)
+
+
+async def _registry_rows(session: Any, guard_ids: list[str]) -> list[Any]:
+    """(guard, company) of these guards."""
+    return list(
+        (
+            await session.execute(
+                select(Guard, SecurityCompany)
+                .join(SecurityCompany, SecurityCompany.id == Guard.company_id)
+                .where(Guard.id.in_(guard_ids))
+            )
+        ).all()
+    )
