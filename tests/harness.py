@@ -163,7 +163,7 @@ class Harness:
         key = f"{role}:{sorted(kw.items())}"
         issued = self._issued.get(key)
         # Tokens live 15 min, by the (manual) clock tests move: renewed well before.
-        if issued is None or abs((self.now() - issued).total_seconds()) > TOKEN_RENEW_S:
+        if issued is not None and abs((self.now() - issued).total_seconds()) > TOKEN_RENEW_S:
             self._tokens.pop(key, None)
         if key not in self._tokens:
             self._tokens[key] = await self.login(await self.user(role, **kw))

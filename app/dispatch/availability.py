@@ -148,11 +148,19 @@ class AvailabilityWatch:
 
     async def _watch_lost(self, guard_id: str) -> None:
         due = self.ctx.clock.now() + dt.timedelta(seconds=GUARD_LOST_GRACE_S)
-        try:
-            async with self.ctx.db.transaction() as session:
-                await timers.schedule(session, self.ctx, GUARD_LOST, guard_id, due)
-        except Exception:
-            log.exception("could not start the guard-lost timer", extra={"guard_id": guard_id})
+        for attempt, wait_s in enumerate((0.0, 1.0, 5.0, 15.0, 30.0)):
+            await asyncio.sleep(wait_s)  # the database may be what dropped the socket
+            try:
+                async with self.ctx.db.transaction() as session:
+                    await timers.schedule(session, self.ctx, GUARD_LOST, guard_id, due)
+                return
+            except Exception:
+                log.warning(
+                    "could not start the guard-lost timer (attempt %d)",
+                    attempt + 1,
+                    extra={"guard_id": guard_id},
+                    exc_info=True,
+                )
 
 
 async def guard_lost(session: AsyncSession, ctx: AppContext, guard_id: str) -> None:

@@ -18,6 +18,7 @@ class CloseCode(IntEnum):
     INVALID_QUERY = 1008  # a bad query parameter (policy violation)
     TOO_BIG = 1009  # frame over 4× the limit (closed by the protocol layer, see server_options)
     INTERNAL = 1011  # the server failed; reconnect
+    TRY_AGAIN = 1013  # the database is not answering now: reconnect shortly and resume
     SLOW = 4008  # the client does not read: reconnect and resume
     TOO_MANY_STREAMS = 4013  # the credential holds its limit of streams: close one first
     UNAUTHORIZED = 4401  # missing, bad or revoked token

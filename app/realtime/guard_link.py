@@ -207,10 +207,15 @@ class GuardLink:
                 self.ctx.metrics.outbox_lag.observe(time.monotonic() - queued)
         except Exception:
             log.info(
-                "guard %s send failed; connection gone",
+                "guard %s: sending stopped; closing so the phone resumes",
                 self.guard_id,
                 extra={"guard_id": self.guard_id},
+                exc_info=True,
             )
+            # The socket is gone, or reading the backlog failed (the database): either way
+            # this sender cannot go on, and a phone left open would wait for frames that
+            # never come. Closed, it reconnects and resumes from its last seq.
+            self.close(CloseCode.TRY_AGAIN, "could not send your frames; reconnect and resume")
 
     async def _catch_up(self) -> None:
         """Send every stored frame after `last_sent_seq`, a page per short transaction,

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.api.deps import bearer_token
 from app.auth.cache import authenticate_token
 from app.auth.principal import Principal
+from app.db import is_unavailable
 from app.dispatch import roster
 from app.dispatch.offers import OfferClosed
 from app.errors import AppError
@@ -158,7 +159,13 @@ class GuardSession:
                         parsed = None
                     if isinstance(parsed, frames.Hello):
                         hello, pending = parsed, None
-            await link.start(hello.resume_after if hello else None)
+            try:
+                await link.start(hello.resume_after if hello else None)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                link.close(CloseCode.TRY_AGAIN, "database unavailable; reconnect shortly")
+                return
             if pending is not None:
                 await self._handle(pending)
             handled = 0
@@ -240,7 +247,20 @@ class GuardSession:
             self.link.reply(
                 frames.FrameError(exc.code, exc.message, ref=getattr(frame, "type", None)).frame()
             )
-        except Exception:
+        except Exception as exc:
+            if is_unavailable(exc):  # an outage, not a bug: the phone sends it again later
+                log.warning(
+                    "guard frame: database unavailable", extra={"guard_id": self.link.guard_id}
+                )
+                self.link.reply(
+                    {
+                        "type": "error",
+                        "code": "database_unavailable",
+                        "message": "the service cannot store this now; send it again shortly",
+                        "ref": getattr(frame, "type", None),
+                    }
+                )
+                return
             log.exception("guard frame failed", extra={"guard_id": self.link.guard_id})
             self.link.reply(
                 {"type": "error", "code": "internal_error", "message": "internal error"}
