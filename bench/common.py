@@ -259,21 +259,69 @@ async def running_server(db: str, **settings: object) -> AsyncIterator[Server]:
         tmp = Path(tmpdir)
         async with fresh_database(db, tmp) as url:
             server = Server(url, tmp, **settings)
-            server.cli("migrate")
-            server.cli(
-                "create-user",
-                "--username",
-                ADMIN_USER,
-                "--password",
-                ADMIN_PASSWORD,
-                "--role",
-                "admin",
-            )
+            _migrate_and_admin(server)
             try:
                 await server.start()
                 yield server
             finally:
                 await server.stop()
+
+
+def _migrate_and_admin(server: Server) -> None:
+    server.cli("migrate")
+    server.cli(
+        "create-user",
+        "--username",
+        ADMIN_USER,
+        "--password",
+        ADMIN_PASSWORD,
+        "--role",
+        "admin",
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_replicas(
+    db: str, replicas: int, **settings: object
+) -> AsyncIterator[list[Server]]:
+    """Like running_server, with `replicas` servers on one fresh database.
+
+    Several replicas need PostgreSQL. Each is its own `python -m app serve` on its own
+    port, with its own log (replica-<i>.log) and DISPATCH_REPLICA_ID bench-<i>; all share
+    the database and the secret key. One replica is exactly running_server's server.
+    """
+    if replicas == 1:
+        async with running_server(db, **settings) as server:
+            yield [server]
+        return
+    if db != "postgres":
+        raise SystemExit("several replicas need PostgreSQL (--db postgres)")
+    with tempfile.TemporaryDirectory(prefix="dispatch-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        async with fresh_database(db, tmp) as url:
+            servers = []
+            for i in range(replicas):
+                server = Server(url, tmp, replica_id=f"bench-{i}", **settings)
+                while any(other.port == server.port for other in servers):
+                    server.port = free_port()
+                server.log_path = tmp / f"replica-{i}.log"
+                servers.append(server)
+            _migrate_and_admin(servers[0])
+            try:
+                await asyncio.gather(*(server.start() for server in servers))
+                yield servers
+            finally:
+                await asyncio.gather(*(server.stop() for server in servers))
+
+
+async def admin_token(server: Server) -> str:
+    """A bearer token for the bench admin (valid on every replica: one secret key)."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        response = await client.post(
+            "/api/v1/auth/token", data={"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
 
 async def admin_client(server: Server) -> httpx.AsyncClient:
@@ -285,6 +333,117 @@ async def admin_client(server: Server) -> httpx.AsyncClient:
     response.raise_for_status()
     client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
     return client
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PostgresCpu:
+    """CPU seconds used by the machine's `postgres` processes between two readings.
+
+    Per process, so a backend that ends between the readings takes nothing away (what
+    it used since the first reading is lost: the figure is a lower bound); every
+    PostgreSQL cluster on the machine counts, whoever's sessions it serves.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> dict[int, float]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (entry / "comm").read_text().strip() == "postgres":
+                        found[int(entry.name)] = process_cpu_s(int(entry.name))
+        return found
+
+    def used_s(self) -> float:
+        now = self._read()
+        return sum(max(0.0, cpu - self.start.get(pid, 0.0)) for pid, cpu in now.items())
+
+
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection on asyncio streams, for load generators.
+
+    It costs the shared CPU a small fraction of what httpx does per request, so on a
+    2-core machine the load generator takes less from the servers it measures.
+    Transport failures raise OSError or asyncio.IncompleteReadError and reset the
+    connection; the next request opens a new one. A connection idle for IDLE_S is not
+    reused: uvicorn closes keep-alive connections idle for 5 s, and a request written
+    as it does would fail for the client's sake, not the server's.
+    """
+
+    IDLE_S = 4.0
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self._head = (
+            f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\n"
+        )
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._used = 0.0
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """(status, response body) of POST path with a JSON body."""
+        if self._writer is not None and time.monotonic() - self._used > self.IDLE_S:
+            await self.close()
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        try:
+            self._writer.write(
+                f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await self._reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if "content-length" in headers:
+                payload = await self._reader.readexactly(int(headers["content-length"]))
+            elif headers.get("transfer-encoding") == "chunked":
+                payload = await self._chunked()
+            else:
+                payload = await self._reader.read()
+                headers["connection"] = "close"
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            await self.close()
+            raise
+        self._used = time.monotonic()
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, payload
+
+    async def _chunked(self) -> bytes:
+        assert self._reader is not None
+        parts = []
+        while True:
+            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
+
+    async def close(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 def parse_metrics(text: str) -> dict[str, float]:

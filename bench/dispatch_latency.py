@@ -1,6 +1,7 @@
 """Incident POST → first `offer` frame at the nearest guard's websocket, with N guards online.
 
     .venv/bin/python -m bench.dispatch_latency --db sqlite|postgres [--guards 1000 5000]
+                                               [--replicas 2]
 
 The server runs as its own process on a fresh database. N guards are spread uniformly
 over a 40 km × 40 km box around Tianjin, connected as real websocket clients, on duty,
@@ -9,6 +10,10 @@ in this process, the others in a spawned load process. Each iteration posts an i
 20 m from the next chosen guard; t0 is taken just before the POST, t1 when that guard's
 socket receives the offer for that incident; then the incident is cancelled and the
 guard's `offer.withdrawn` awaited. Goal (issue 9): p99 ≤ 10 ms at 5,000 guards.
+
+With --replicas 2 (PostgreSQL), two servers share the database: every guard is connected
+to the first, every incident is posted to (and cancelled on) the second, so each offer
+crosses replicas (issue 13: still ≤ 10 ms at 5,000 guards).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import math
 import multiprocessing
 import random
 import time
@@ -43,7 +49,7 @@ from bench.common import (
     percentile,
     raise_nofile,
     random_point,
-    running_server,
+    running_replicas,
     seed_guards,
 )
 
@@ -168,10 +174,13 @@ async def run(
     pause_s: float,
     interval_s: float,
     compression: str | None,
+    replicas: int = 1,
 ) -> None:
     raise_nofile(2 * guards + 1000)
     started = time.perf_counter()
-    async with running_server(db) as server:
+    async with running_replicas(db, replicas) as servers:
+        # Guards on the first replica, incidents posted to the last (the same one alone).
+        server, poster = servers[0], servers[-1]
         seeded = await asyncio.to_thread(seed_guards, server, guards)
         rng = random.Random(guards)
         positions = [random_point(rng) for _ in seeded]
@@ -198,11 +207,12 @@ async def run(
             pingers = [asyncio.create_task(keep_pinging(p, interval_s)) for p in chosen]
             await expect_message(parent, "ready", 600)
             setup_s = time.perf_counter() - started
-            await asyncio.sleep(2.0)  # let the first pings and write-behind settle
-            client = await admin_client(server)
+            # Let the first pings and write-behind settle (and reach the other replica).
+            await asyncio.sleep(2.0 if replicas == 1 else 5.0)
+            client = await admin_client(poster)
             try:
                 await report(
-                    server, client, chosen, db, guards, len(rest), incidents, pause_s, setup_s
+                    servers, client, chosen, db, guards, len(rest), incidents, pause_s, setup_s
                 )
             finally:
                 await client.aclose()
@@ -223,7 +233,7 @@ async def run(
 
 
 async def report(
-    server: Server,
+    servers: list[Server],
     client: httpx.AsyncClient,
     chosen: list[GuardPhone],
     db: str,
@@ -241,14 +251,20 @@ async def report(
     # Warm-up, not in the figures: the first incident pays for cold caches (compiled SQL…).
     cold, _, _ = await measure(client, chosen[::-1], WARMUP, pause_s)
     before = await metrics(client)
-    cpu0, wall0 = server.cpu_s(), time.perf_counter()
+    cpu0, wall0 = [s.cpu_s() for s in servers], time.perf_counter()
     latencies, created, misses = await measure(client, chosen, incidents, pause_s)
-    cpu = (server.cpu_s() - cpu0) / (time.perf_counter() - wall0)
+    wall = time.perf_counter() - wall0
+    cpus = [(s.cpu_s() - c) / wall for s, c in zip(servers, cpu0, strict=True)]
     after = await metrics(client)
     values = sorted(latencies)
     ok = 'dispatch_location_pings_total{outcome="ok"}'
+    where = (
+        f", {len(servers)} replicas (guards on the first, incidents posted to the last)"
+        if len(servers) > 1
+        else ""
+    )
     print(
-        f"\ndispatch latency, {db}, {guards} guards ({len(chosen)} measured here, "
+        f"\ndispatch latency, {db}{where}, {guards} guards ({len(chosen)} measured here, "
         f"{in_fleet} in a load process), {incidents} incidents, setup {setup_s:.0f} s"
     )
     print(
@@ -259,23 +275,30 @@ async def report(
     )
     created.sort()
     print(
-        f"  (warm-up, not counted: first incident {cold[0]:.1f} ms, then median "
-        f"{percentile(sorted(cold[1:]), 50):.1f} ms over {WARMUP - 1})"
+        f"  (warm-up, not counted: first incident {cold[0] if cold else math.nan:.1f} ms, "
+        f"then median {percentile(sorted(cold[1:]), 50):.1f} ms over {len(cold[1:])})"
     )
     print(
         f"  POST /incidents → 201 response: p50 {percentile(created, 50):.2f} ms   "
         f"p99 {percentile(created, 99):.2f} ms   (HTTP floor, GET /healthz: p50 "
         f"{percentile(sorted(floor), 50):.2f} ms)"
     )
+    for i, (server, cpu) in enumerate(zip(servers, cpus, strict=True)):
+        name = "server" if len(servers) == 1 else f"replica {i}"
+        print(
+            f"  {name}: RSS {server.rss_kib() / 1024:.0f} MiB, CPU {cpu * 100:.0f} % of a core "
+            "while measuring"
+        )
     print(
-        f"  server: RSS {server.rss_kib() / 1024:.0f} MiB, CPU {cpu * 100:.0f} % of a core "
-        f"while measuring, guard connections {after.get('dispatch_guard_connections', 0):.0f}, "
+        f"  {'server' if len(servers) == 1 else 'posting replica'}: guard connections "
+        f"{after.get('dispatch_guard_connections', 0):.0f}, "
         f"indexed guards {after.get('dispatch_indexed_guards', 0):.0f}, "
         f"pings ok {after.get(ok, 0) - before.get(ok, 0):.0f} during the measurement"
     )
     print(f"  server GC pauses while measuring: {gc_pauses(before, after)}")
     verdict = "met" if percentile(values, 99) <= 10 else "NOT met"
-    print(f"  goal p99 ≤ 10 ms (at 5,000 guards, issue 9): {verdict}")
+    issue = "issue 9" if len(servers) == 1 else "across replicas, issue 13"
+    print(f"  goal p99 ≤ 10 ms (at 5,000 guards, {issue}): {verdict}")
 
 
 def gc_pauses(before: dict[str, float], after: dict[str, float]) -> str:
@@ -304,8 +327,16 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=300)
     parser.add_argument("--pause-s", type=float, default=0.05)
     parser.add_argument("--ping-interval-s", type=float, default=5.0)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="servers on one PostgreSQL: guards on the first, incidents posted to the last",
+    )
     compression_flag(parser)
     args = parser.parse_args()
+    if args.replicas > 1 and args.db != "postgres":
+        parser.error("--replicas needs --db postgres")
     print(machine_line())
     print(f"guard clients offer permessage-deflate: {args.compression != 'none'}")
     for guards in args.guards:
@@ -317,6 +348,7 @@ def main() -> None:
                 args.pause_s,
                 args.ping_interval_s,
                 compression_of(args),
+                args.replicas,
             )
         )
 

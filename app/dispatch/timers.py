@@ -20,7 +20,7 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import after_commit
+from app.db import after_commit, is_unavailable
 from app.models import Timer
 
 if TYPE_CHECKING:
@@ -109,13 +109,18 @@ class Scheduler:
     async def run(self) -> None:
         while True:
             self._wake.clear()
+            cap_s = 5.0
             try:
                 await self.fire_due()
                 next_due = await self._next_due()
-            except Exception:
-                log.exception("scheduler pass failed")
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("scheduler pass: database unavailable; again in 1 s")
+                else:
+                    log.exception("scheduler pass failed")
                 next_due = None
-            await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=5.0)
+                cap_s = 1.0  # the database is back soon: due timers fire within a second of it
+            await self.ctx.clock.sleep_until(next_due, self._wake, cap_s=cap_s)
 
     async def fire_due(self) -> int:
         """Fire every timer due now; returns how many fired. One pass at a time in this

@@ -273,7 +273,7 @@ class LiveIndex:
         accept: Callable[[GuardEntry], bool] | None = None,
     ) -> list[Nearby]:
         """Up to k dispatchable guards within radius_m, nearest first (ties by guard id)."""
-        if k <= 0 or not radius_m >= 0.0:  # also a NaN radius, which no walk could bound
+        if k <= 0 or not radius_m >= 0.0 or not self._cells:  # (a NaN radius: no bound)
             return []
         # surface_xyz and chord_sq_m, inline: this is the service's hottest path.
         phi, lmb = lat * _RAD, lon * _RAD

@@ -121,6 +121,14 @@ async def guard_socket(ws: WebSocket) -> None:
         await GuardSession(ctx, ws, principal, entry).run(hello)
     except WebSocketDisconnect:
         return
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # Signing the phone in needs the database: closed with "try again later", never
+        # dropped without a close frame.
+        log.warning("guard connect: database unavailable")
+        with contextlib.suppress(Exception):
+            await ws.close(CloseCode.TRY_AGAIN, "database unavailable; reconnect shortly")
 
 
 class GuardSession:
