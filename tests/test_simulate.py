@@ -506,8 +506,10 @@ async def test_guards_report_intel_the_desk_triages_and_the_alarm_company_posts_
     assert stats.alarms_accepted >= 1 and stats.alarms_cancelled >= 1
     assert set(stats.alarms_rejected) <= {"duplicate"}, stats.alarms_rejected
     # A guard's status report may cross the keyholder's cancel: refused, and the phone
-    # drops the job; nothing else goes wrong.
-    assert set(stats.errors) <= {"invalid_transition"}, stats.errors
+    # drops the job. Writers are concurrent on PostgreSQL, so a guard signing off as the
+    # simulator stops may also cross it (assignment_active: still assigned when it asked).
+    # Nothing else goes wrong.
+    assert set(stats.errors) <= {"invalid_transition", "assignment_active"}, stats.errors
     # The site is reused by the next run (active again), and the receiver's key is revoked.
     accounts = await harness.get("/api/v1/alarm-accounts", params={"account": account})
     assert [a["status"] for a in accounts.json()["items"]] == ["active"]
