@@ -79,7 +79,6 @@ class Relay:
         self.connect_timeout_s = connect_timeout_s
         self.handlers: dict[str, Handler] = {}
         self.resync: list[Callable[[], None]] = []
-        self.connected = False
         self._out = _Outgoing()
         self._pending = asyncio.Event()
 
@@ -115,7 +114,6 @@ class Relay:
                     lost = asyncio.Event()
                     connection.add_termination_listener(partial(_set, lost))
                     await connection.add_listener(CHANNEL, self._heard)
-                self.connected = True
                 if attempt:
                     log.info("relay connection back after %d attempts; resynchronising", attempt)
                 attempt = 0
@@ -127,7 +125,6 @@ class Relay:
             except Exception:
                 log.exception("relay failed; reconnecting")
             finally:
-                self.connected = False
                 if connection is not None:
                     connection.terminate()
             delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
